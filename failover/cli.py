@@ -1,0 +1,340 @@
+"""The `failover` command: argument parsing and wiring, the only place objects are built.
+
+Every error leaves as one line on stderr and the exit code DESIGN.md promises:
+0 ok, 1 failed, 2 bad usage or config (nothing touched), 3 refused by a safety rule.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from failover import config as config_module
+from failover import report
+from failover.aws.clients import make_client
+from failover.aws.ec2 import Ec2Cloud, Permission
+from failover.clock import SystemClock
+from failover.config import Group, Settings
+from failover.engine import Engine
+from failover.errors import ConfigError, FailoverError, PermissionDeniedError
+from failover.model import Mode, Step
+from failover.planner import validation_problems
+from failover.ports import StepRecord, Store
+from failover.store import open_store
+
+F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger("failover")
+
+
+def config_option(fn: F) -> F:
+    """--config PATH on every command (default ./config.yaml, or $FAILOVER_CONFIG)."""
+    return click.option(
+        "--config",
+        "config_path",
+        type=click.Path(path_type=Path, dir_okay=False),
+        default=None,
+        help="config file (default: $FAILOVER_CONFIG or ./config.yaml)",
+    )(fn)
+
+
+@dataclass
+class Wiring:
+    """The objects a command needs, built once from the settings."""
+
+    settings: Settings
+    cloud: Ec2Cloud
+    store: Store
+    engine: Engine
+
+
+def load_settings(config_path: Path | None) -> Settings:
+    return config_module.load(config_path or config_module.default_path())
+
+
+@contextmanager
+def wired(
+    settings: Settings, on_step: Callable[[Step | None, StepRecord], None] | None = None
+) -> Iterator[Wiring]:
+    """Build clients, the store and the engine; close the store afterwards."""
+    clock = SystemClock()
+    cloud = Ec2Cloud(make_client(settings.aws, "ec2"), make_client(settings.aws, "sts"), clock.now)
+    store = open_store(settings.state)
+    try:
+        yield Wiring(settings, cloud, store, Engine(cloud, store, clock, on_step=on_step))
+    finally:
+        store.close()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--log-level", default="warning", type=click.Choice(["debug", "info", "warning", "error"])
+)
+def cli(log_level: str) -> None:
+    """Move an ENI, a secondary private IP or an Elastic IP to a hot standby on EC2."""
+    logging.basicConfig(
+        level=log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@cli.command()
+@click.argument("group_name", metavar="GROUP")
+@click.option(
+    "--to", "target", metavar="INSTANCE", help="the member to move to (default: the best candidate)"
+)
+@click.option("--dry-run", is_flag=True, help="show the plan, change nothing")
+@click.option("--yes", is_flag=True, help="do not ask for confirmation")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="allow a Force detach from a running member; never breaks an AWS rule",
+)
+@config_option
+def move(
+    group_name: str,
+    target: str | None,
+    dry_run: bool,
+    yes: bool,
+    force: bool,
+    config_path: Path | None,
+) -> None:
+    """Move GROUP's resource to a standby now (the on-call manual failover)."""
+    settings = load_settings(config_path)
+    group = settings.group(group_name)
+    if target is not None and group.member(target) is None:
+        raise click.UsageError(
+            f"--to {target} is not a member of group {group.name} ({', '.join(group.instance_ids)})"
+        )
+    interactive = sys.stdin.isatty()
+    if not dry_run and not yes and not interactive:
+        raise click.UsageError(
+            "refusing to move without confirmation: stdin is not a TTY; pass --yes"
+        )
+    live = _live_printer() if sys.stdout.isatty() else None
+    with wired(settings, on_step=live) as w:
+        view, plan = w.engine.preview(group, target)
+        pending = w.store.open_moves(group.name)
+        if not plan.steps and not pending:
+            click.echo(
+                f"group {group.name}: {group.resource} is already on {plan.target}: nothing to do"
+            )
+            return
+        click.echo(report.plan_text(view, plan, group.resource, pending))
+        if dry_run:
+            return
+        if not yes:
+            click.confirm("proceed?", abort=True)
+        result = w.engine.move(
+            group, target=plan.target, force=force, reason=f"manual move to {plan.target}"
+        )
+        if result.outcome == "nothing-to-do":
+            click.echo(
+                f"group {group.name}: {group.resource} is on {result.target}: nothing left to do"
+            )
+        else:
+            click.echo(
+                f"group {group.name}: {group.resource} moved from {result.source or 'nobody'} to {result.target} "
+                f"in {result.elapsed_s:.2f}s (move {result.move_id})"
+            )
+
+
+def _live_printer() -> Callable[[Step | None, StepRecord], None]:
+    """Each step as it runs, with its elapsed time (TTY only)."""
+
+    def show(step: Step | None, event: StepRecord) -> None:
+        if event.phase == "started":
+            click.echo(f"  ... {event.description}", nl=True)
+        elif event.phase == "done":
+            extra = f" ({event.detail})" if event.detail else ""
+            click.echo(f"  ok  {event.description} [{event.elapsed_s:.2f}s]{extra}")
+        elif event.phase == "failed":
+            click.echo(f"  FAIL {event.description} [{event.elapsed_s:.2f}s]: {event.detail}")
+        elif event.phase == "skipped":
+            click.echo(f"  --  {event.description} (already true)")
+
+    return show
+
+
+@cli.command()
+@click.option("--offline", is_flag=True, help="check the config only, make no AWS call")
+@click.option(
+    "--create-table", is_flag=True, help="create the DynamoDB table (state.backend dynamodb)"
+)
+@config_option
+def validate(offline: bool, create_table: bool, config_path: Path | None) -> None:
+    """Check the config and, online, that AWS is set up so every failover can succeed."""
+    settings = load_settings(config_path)
+    if create_table:
+        raise ConfigError(
+            "--create-table needs state.backend dynamodb, which this version does not support yet"
+        )
+    if offline:
+        click.echo(f"{settings.source}: valid ({len(settings.groups)} groups)")
+        return
+    clock = SystemClock()
+    cloud = Ec2Cloud(make_client(settings.aws, "ec2"), make_client(settings.aws, "sts"), clock.now)
+    problems: list[str] = []
+    for group in settings.groups:
+        try:
+            view = cloud.observe(group, with_status=False)
+        except PermissionDeniedError as exc:
+            problems.append(f"group {group.name}: {exc}")
+            continue
+        problems += [
+            f"group {group.name}: {group.resource}: {p}" for p in validation_problems(view, group)
+        ]
+        problems += [
+            f"group {group.name}: {p.action}: {p.detail}"
+            for p in _permissions(cloud, group, view)
+            if not p.permitted
+        ]
+    if problems:
+        for line in problems:
+            click.echo(line, err=True)
+        raise SystemExit(2)
+    click.echo(f"{settings.source}: valid; AWS checks passed for {len(settings.groups)} groups")
+
+
+def _permissions(cloud: Ec2Cloud, group: Group, view: Any) -> list[Permission]:
+    """DryRun every mutating action a failover of `group` would make, against real ids."""
+    standby = next((m for m in view.members if m.instance_id != view.active and m.exists), None)
+    standby_id = standby.instance_id if standby else group.instance_ids[-1]
+    standby_eni = (standby.primary_eni_id if standby else None) or "eni-00000000"
+    checks = [
+        cloud.check_permission("DescribeInstanceStatus", InstanceIds=list(group.instance_ids))
+    ]
+    if group.mode is Mode.ENI:
+        att = view.eni.attachment if view.eni else None
+        attachment_id = att.attachment_id if att else "eni-attach-00000000"
+        checks += [
+            cloud.check_permission(
+                "DetachNetworkInterface", AttachmentId=attachment_id, Force=False
+            ),
+            cloud.check_permission(
+                "AttachNetworkInterface",
+                NetworkInterfaceId=group.eni,
+                InstanceId=standby_id,
+                DeviceIndex=group.device_index,
+            ),
+            cloud.check_permission(
+                "ModifyNetworkInterfaceAttribute",
+                NetworkInterfaceId=group.eni,
+                Attachment={"AttachmentId": attachment_id, "DeleteOnTermination": False},
+            ),
+        ]
+    if group.mode is Mode.SECONDARY_IP:
+        checks.append(
+            cloud.check_permission(
+                "AssignPrivateIpAddresses",
+                NetworkInterfaceId=standby_eni,
+                PrivateIpAddresses=[group.ip],
+                AllowReassignment=True,
+            )
+        )
+    if group.eip:
+        private_ip = group.ip or (standby.private_ip if standby else None) or "10.0.0.1"
+        checks.append(
+            cloud.check_permission(
+                "AssociateAddress",
+                AllocationId=group.eip,
+                NetworkInterfaceId=standby_eni,
+                PrivateIpAddress=private_ip,
+                AllowReassociation=True,
+            )
+        )
+    return checks
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="one JSON object (see DESIGN.md)")
+@config_option
+def status(as_json: bool, config_path: Path | None) -> None:
+    """Each group: its resource, the active member as AWS reports it now, members' health."""
+    settings = load_settings(config_path)
+    with wired(settings) as w:
+        groups = []
+        for group in settings.groups:
+            view = w.cloud.observe(group, with_status=True)
+            last = w.store.history(group.name, limit=1)
+            groups.append(
+                report.status_json(
+                    view,
+                    group.resource,
+                    w.store.load_group_state(group.name),
+                    w.store.load_health(group.name),
+                    last[0] if last else None,
+                )
+            )
+    if as_json:
+        click.echo(json.dumps({"groups": groups}, indent=2))
+    else:
+        click.echo(report.status_text(groups))
+    if any(g["state"] in ("unowned", "failed") for g in groups):
+        raise SystemExit(1)
+
+
+@cli.command()
+@click.option("--group", "group_name", default=None, help="only this group")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 100000))
+@click.option("--json", "as_json", is_flag=True, help="a JSON list of moves")
+@config_option
+def history(group_name: str | None, limit: int, as_json: bool, config_path: Path | None) -> None:
+    """The audit trail of moves: when, who, from, to, steps, outcome."""
+    settings = load_settings(config_path)
+    if group_name is not None:
+        settings.group(group_name)
+    store = open_store(settings.state)
+    try:
+        records = store.history(group_name, limit)
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps([report.move_json(r) for r in records], indent=2))
+    else:
+        click.echo(report.history_text(records))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the command, turn every error into one line and an exit code."""
+    try:
+        cli.main(args=argv, prog_name="failover", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("failover: aborted, nothing changed", err=True)
+        return 1
+    except click.UsageError as exc:
+        click.echo(f"failover: {exc.format_message()}", err=True)
+        return 2
+    except click.ClickException as exc:
+        click.echo(f"failover: {exc.format_message()}", err=True)
+        return exc.exit_code
+    except FailoverError as exc:
+        click.echo(f"failover: {exc}", err=True)
+        return exc.exit_code
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
+    except KeyboardInterrupt:
+        click.echo("failover: interrupted", err=True)
+        return 130
+    except Exception as exc:  # the one guard that keeps a traceback from the operator
+        if os.environ.get("FAILOVER_DEBUG"):
+            raise
+        click.echo(
+            f"failover: internal error: {type(exc).__name__}: {exc} (set FAILOVER_DEBUG=1 for a traceback)",
+            err=True,
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,476 @@
+"""One move, step by step: observe, plan, journal, act, re-observe, under AWS's rules.
+
+The daemon, the cron check and the manual `failover move` all drive this engine.
+Before every step it reads AWS fresh and skips what is already true, so a move that
+a crash interrupted is finished by running it again (`resume`). The journal gets the
+intent before the first AWS call and every step before and after its call.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from failover import converge
+from failover.durations import format_duration
+from failover.errors import (
+    CloudError,
+    FailoverError,
+    MoveFailedError,
+    PermanentCloudError,
+    PermissionDeniedError,
+    RefusedError,
+    StuckDetachError,
+)
+from failover.model import MUTATING_STEPS, GroupView, Plan, Step, StepKind
+from failover.planner import candidates, expected_eip_target, plan_move, rule_violation, step_done
+from failover.ports import Clock, Cloud, MoveRecord, StepRecord, Store
+
+if TYPE_CHECKING:
+    from failover.config import Group
+
+log = logging.getLogger(__name__)
+
+# How long AWS gets to carry an EIP along with a reassigned secondary IP before we
+# re-associate it ourselves (AWS does it asynchronously, usually within seconds).
+EIP_FOLLOW_GRACE_S = 5.0
+
+
+@dataclass(frozen=True)
+class MoveResult:
+    """How a move ended: `succeeded`, or `nothing-to-do` when AWS already had it right."""
+
+    group: str
+    outcome: str
+    source: str | None
+    target: str
+    move_id: str | None = None
+    elapsed_s: float = 0.0
+    resumed: bool = False
+    steps: tuple[StepRecord, ...] = field(default=())
+
+
+class _TargetRefused(Exception):
+    """The chosen target cannot take the resource (AWS refused, or a rule says no)."""
+
+    def __init__(self, target: str, why: str) -> None:
+        super().__init__(why)
+        self.target, self.why = target, why
+
+
+StepListener = Callable[[Step | None, StepRecord], None]
+
+
+class Engine:
+    """Runs moves against a Cloud, journaling each step in a Store."""
+
+    def __init__(
+        self,
+        cloud: Cloud,
+        store: Store,
+        clock: Clock,
+        *,
+        on_step: StepListener | None = None,
+        guard: Callable[[str], None] | None = None,
+        eip_follow_grace_s: float = EIP_FOLLOW_GRACE_S,
+    ) -> None:
+        self.cloud, self.store, self.clock = cloud, store, clock
+        self._on_step = on_step
+        # Called with the group name before every mutating call; raises to abandon (lease lost).
+        self._guard = guard
+        self._eip_grace_s = eip_follow_grace_s
+        self._caller: str | None = None
+
+    # -- choosing -----------------------------------------------------------------------------
+
+    def choose_target(self, view: GroupView, group: Group, requested: str | None) -> str:
+        """`requested` if AWS's rules allow it, else the first running, rule-clean standby."""
+        if requested is not None:
+            if requested == view.active:
+                return requested
+            if (violation := rule_violation(view, group, requested)) is not None:
+                raise RefusedError(group.name, group.resource, violation)
+            return requested
+        options = candidates(view, group)
+        if not options:
+            raise RefusedError(
+                group.name,
+                group.resource,
+                "no other member is running in the group's AZ with the device index free",
+            )
+        return options[0]
+
+    def preview(self, group: Group, target: str | None = None) -> tuple[GroupView, Plan]:
+        """What a move would do now: the view it starts from and its plan. Touches nothing."""
+        view = self.cloud.observe(group)
+        chosen = self.choose_target(view, group, target)
+        return view, plan_move(view, group, chosen)
+
+    # -- moving ------------------------------------------------------------------------------
+
+    def move(
+        self,
+        group: Group,
+        *,
+        target: str | None = None,
+        force: bool = False,
+        source_failed: bool = False,
+        reason: str = "",
+    ) -> MoveResult:
+        """Move the group's resource to `target` (or the best candidate), finishing any journaled move first.
+
+        `force` (the operator's --force) and `source_failed` (probes or EC2 say the member
+        being left is down) are what allow a Force detach when a graceful one hangs.
+        """
+        self.resume(group)
+        view = self.cloud.observe(group)
+        chosen = self.choose_target(view, group, target)
+        plan = plan_move(view, group, chosen)
+        if not plan.steps:
+            return MoveResult(group.name, "nothing-to-do", view.active, chosen)
+        leaving = view.member(plan.source) if plan.source else None
+        record = MoveRecord(
+            move_id=uuid.uuid4().hex[:12],
+            group=group.name,
+            mode=str(group.mode),
+            resource=group.resource,
+            source=plan.source,
+            target=chosen,
+            caller=self.caller(),
+            reason=reason or f"manual move to {chosen}",
+            started_at=self.clock.now(),
+            forced=force or source_failed or leaving is None or leaving.failed_in_ec2,
+        )
+        self.store.begin_move(record)
+        log.info(
+            "move %s of group %s: %s -> %s (%s)",
+            record.move_id,
+            group.name,
+            plan.source,
+            chosen,
+            record.reason,
+        )
+        return self._execute(group, record)
+
+    def resume(self, group: Group) -> list[MoveResult]:
+        """Finish every move of `group` the journal shows as started but not finished."""
+        results = []
+        for record in self.store.open_moves(group.name):
+            log.warning(
+                "group %s: resuming move %s (%s -> %s) left unfinished at %s",
+                group.name,
+                record.move_id,
+                record.source,
+                record.target,
+                record.started_at,
+            )
+            results.append(self._execute(group, record, resumed=True))
+        return results
+
+    def caller(self) -> str:
+        """Who is acting, for the audit trail (asked of STS once per process)."""
+        if self._caller is None:
+            self._caller = self.cloud.caller_identity()
+        return self._caller
+
+    def _execute(self, group: Group, record: MoveRecord, *, resumed: bool = False) -> MoveResult:
+        start = self.clock.monotonic()
+        deadline = start + group.policy.move_timeout_s
+        target, tried = record.target, set[str]()
+        events: list[StepRecord] = []
+        try:
+            while True:
+                try:
+                    self._run_plan(group, record, target, deadline, events)
+                    break
+                except _TargetRefused as refused:
+                    tried.add(refused.target)
+                    target = self._next_target(group, record, tried, refused, events)
+        except FailoverError as exc:
+            self._close_failed(group, record, exc)
+            raise
+        elapsed = self.clock.monotonic() - start
+        detail = (
+            f"now on {target}"
+            if target == record.target
+            else f"now on {target} (instead of {record.target})"
+        )
+        self.store.finish_move(record.move_id, "succeeded", self.clock.now(), detail, target)
+        log.info(
+            "move %s of group %s succeeded in %.2fs: %s",
+            record.move_id,
+            group.name,
+            elapsed,
+            detail,
+        )
+        return MoveResult(
+            group.name,
+            "succeeded",
+            record.source,
+            target,
+            record.move_id,
+            elapsed,
+            resumed,
+            tuple(events),
+        )
+
+    def _next_target(
+        self,
+        group: Group,
+        record: MoveRecord,
+        tried: set[str],
+        refused: _TargetRefused,
+        events: list[StepRecord],
+    ) -> str:
+        """After a target refused: the next candidate, and the member being left as the last resort.
+
+        Never leave the ENI detached while any member can take it, even the one it came from.
+        """
+        view = self.cloud.observe(group)
+        options = candidates(view, group, exclude=frozenset(tried))
+        last_resort = record.source
+        if (
+            not options
+            and last_resort is not None
+            and last_resort not in tried
+            and rule_violation(view, group, last_resort) is None
+        ):
+            options = [last_resort]
+        if not options:
+            raise MoveFailedError(
+                group.name,
+                group.resource,
+                f"{refused.target} refused ({refused.why}) and no other member can take it",
+            )
+        self._emit(
+            None,
+            record,
+            events,
+            StepRecord(
+                "retarget",
+                f"{refused.target} refused: {refused.why}; trying {options[0]}",
+                "done",
+                self.clock.now(),
+            ),
+        )
+        return options[0]
+
+    def _close_failed(self, group: Group, record: MoveRecord, exc: FailoverError) -> None:
+        """Close the journal entry, unless the resource is left unowned: then the next run finishes it."""
+        try:
+            view = self.cloud.observe(group)
+        except CloudError:
+            return  # cannot tell: keep the journal open, the next run re-reads AWS
+        if view.active is None:
+            log.error(
+                "move %s of group %s stopped with %s unowned; the next run finishes it",
+                record.move_id,
+                group.name,
+                group.resource,
+            )
+            return
+        self.store.finish_move(record.move_id, "failed", self.clock.now(), str(exc))
+
+    def _run_plan(
+        self,
+        group: Group,
+        record: MoveRecord,
+        target: str,
+        deadline: float,
+        events: list[StepRecord],
+    ) -> None:
+        view = self.cloud.observe(group)
+        if view.active != target and (violation := rule_violation(view, group, target)) is not None:
+            raise _TargetRefused(target, violation)
+        plan = plan_move(view, group, target)
+        for step in plan.skipped:
+            self._emit(
+                step,
+                record,
+                events,
+                StepRecord(
+                    step.kind,
+                    step.describe(),
+                    "skipped",
+                    self.clock.now(),
+                    detail="already true in AWS",
+                ),
+            )
+        for step in plan.steps:
+            began = self.clock.monotonic()
+            self._emit(
+                step,
+                record,
+                events,
+                StepRecord(step.kind, step.describe(), "started", self.clock.now()),
+            )
+            try:
+                detail = self._run_step(group, record, step, deadline)
+            except _TargetRefused:
+                raise
+            except FailoverError as exc:
+                self._emit(
+                    step,
+                    record,
+                    events,
+                    StepRecord(
+                        step.kind,
+                        step.describe(),
+                        "failed",
+                        self.clock.now(),
+                        self.clock.monotonic() - began,
+                        str(exc),
+                    ),
+                )
+                raise
+            self._emit(
+                step,
+                record,
+                events,
+                StepRecord(
+                    step.kind,
+                    step.describe(),
+                    "done",
+                    self.clock.now(),
+                    self.clock.monotonic() - began,
+                    detail,
+                ),
+            )
+
+    def _emit(
+        self, step: Step | None, record: MoveRecord, events: list[StepRecord], event: StepRecord
+    ) -> None:
+        self.store.record_step(record.move_id, event)
+        events.append(event)
+        if self._on_step is not None:
+            self._on_step(step, event)
+
+    # -- one step ----------------------------------------------------------------------------
+
+    def _run_step(self, group: Group, record: MoveRecord, step: Step, deadline: float) -> str:
+        if step.kind in MUTATING_STEPS:
+            return self._mutate(group, step, deadline)
+        if step.kind is StepKind.WAIT_DETACHED:
+            return self._wait_detached(group, record, step, deadline)
+        if step.kind is StepKind.WAIT_EIP_FOLLOWS:
+            grace = min(deadline, self.clock.monotonic() + self._eip_grace_s)
+            view = self._wait(group, step, grace)
+            return (
+                "followed the IP"
+                if step_done(step, view, group)
+                else "did not follow: re-associating"
+            )
+        view = self._wait(group, step, deadline)
+        if not step_done(step, view, group):
+            raise MoveFailedError(
+                group.name,
+                step.resource,
+                f"{step.describe()}: not true after move_timeout {format_duration(group.policy.move_timeout_s)}",
+            )
+        if step.kind is StepKind.WAIT_ATTACHED and view.eni and view.eni.attachment:
+            att = view.eni.attachment
+            if att.delete_on_termination:
+                # A floating ENI must outlive the instance it is on.
+                self.cloud.keep_on_termination(view.eni.eni_id, att.attachment_id)
+                return f"attached as {att.attachment_id}; DeleteOnTermination turned off"
+            return f"attached as {att.attachment_id}"
+        return ""
+
+    def _wait(self, group: Group, step: Step, deadline: float) -> GroupView:
+        return converge.until(
+            lambda: self.cloud.observe(group),
+            lambda view: step_done(step, view, group),
+            clock=self.clock,
+            deadline=deadline,
+        )
+
+    def _mutate(self, group: Group, step: Step, deadline: float) -> str:
+        """Re-read AWS, skip if already true, re-check the rules, then make the one call."""
+
+        def attempt() -> str:
+            view = self.cloud.observe(group)
+            if step_done(step, view, group):
+                return "already true in AWS"
+            if view.active != step.target and (
+                violation := rule_violation(view, group, step.target)
+            ):
+                raise _TargetRefused(step.target, violation)
+            if self._guard is not None:
+                self._guard(group.name)
+            try:
+                return self._call(group, step, view)
+            except PermissionDeniedError:
+                raise
+            except PermanentCloudError as exc:
+                if step.kind in (StepKind.ATTACH, StepKind.ASSIGN_IP, StepKind.ASSOCIATE_EIP):
+                    raise _TargetRefused(step.target, f"{exc.code}: {exc.message}") from None
+                raise
+
+        return converge.until(attempt, lambda _: True, clock=self.clock, deadline=deadline)
+
+    def _call(self, group: Group, step: Step, view: GroupView) -> str:
+        target = view.member(step.target)
+        assert target is not None
+        if step.kind is StepKind.DETACH:
+            assert view.eni is not None
+            assert view.eni.attachment is not None
+            self.cloud.detach(view.eni.attachment.attachment_id, force=False)
+            return f"detaching {view.eni.attachment.attachment_id}"
+        if step.kind is StepKind.ATTACH:
+            assert step.device_index is not None
+            return f"attachment {self.cloud.attach(step.resource, step.target, step.device_index)}"
+        if step.kind is StepKind.ASSIGN_IP:
+            assert target.primary_eni_id is not None
+            self.cloud.assign_ip(target.primary_eni_id, step.resource)
+            return f"on {target.primary_eni_id}"
+        want = expected_eip_target(view, group, step.target)
+        if want is None:
+            raise _TargetRefused(
+                step.target, f"{step.target} has no private IP to take the Elastic IP"
+            )
+        self.cloud.associate_address(step.resource, *want)
+        return f"on {want[0]} / {want[1]}"
+
+    def _wait_detached(self, group: Group, record: MoveRecord, step: Step, deadline: float) -> str:
+        """Wait for `available`; past detach_timeout, Force only when the member being left has failed.
+
+        Force is a last resort: AWS may keep the device index busy on the old instance and
+        its OS keeps a stale interface, so a planned move from a healthy member never uses it.
+        """
+        timeout = group.policy.detach_timeout_s
+        view = self._wait(group, step, min(deadline, self.clock.monotonic() + timeout))
+        if step_done(step, view, group):
+            return ""
+        att = view.eni.attachment if view.eni else None
+        source = att.instance_id if att else step.source
+        if not record.forced:
+            raise StuckDetachError(
+                group.name,
+                step.resource,
+                f"detach from {source} did not finish within detach_timeout {format_duration(timeout)}; "
+                f"the ENI stays attached to {source}, which EC2 reports as running, so Force was not used; "
+                f"rerun with --force to force the detach (AWS may keep device index {att.device_index if att else '?'} "
+                f"busy on {source} until it is stopped and started)",
+            )
+        if att is not None:
+            log.warning(
+                "group %s: detach of %s from %s hangs after %s; forcing it",
+                group.name,
+                step.resource,
+                source,
+                format_duration(timeout),
+            )
+            if self._guard is not None:
+                self._guard(group.name)
+            self.cloud.detach(att.attachment_id, force=True)
+        view = self._wait(group, step, deadline)
+        if not step_done(step, view, group):
+            raise MoveFailedError(
+                group.name,
+                step.resource,
+                f"forced detach from {source} did not finish before move_timeout",
+            )
+        return "forced after detach_timeout"

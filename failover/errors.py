@@ -1,0 +1,84 @@
+"""The whole exception tree of failover; every message names what is wrong and what to do.
+
+    FailoverError                       exit 1 unless a subclass says otherwise
+    ├── ConfigError                     exit 2: bad usage or invalid config, nothing touched
+    ├── RefusedError                    exit 3: a safety rule said no, nothing touched
+    │   └── LeaseLostError              another orchestrator holds (or took) the group's lease
+    ├── MoveFailedError                 exit 1: a move could not finish (what was done is in the journal)
+    │   └── StuckDetachError            a graceful detach hangs and Force is not allowed
+    └── CloudError                      exit 1: AWS said no, or did not answer
+        ├── TransientCloudError         retried (tenacity, in the adapter only)
+        └── PermanentCloudError         surfaced to the operator, never retried
+            └── PermissionDeniedError   the caller lacks an IAM permission
+
+Botocore's ClientError is translated once, in failover/aws/errors.py; nothing above
+failover/aws sees it.
+"""
+
+from __future__ import annotations
+
+
+class FailoverError(Exception):
+    """Base of every error failover raises on purpose; `exit_code` is what the CLI returns."""
+
+    exit_code = 1
+
+
+class ConfigError(FailoverError):
+    """The config or the command line is invalid; raised before any AWS call."""
+
+    exit_code = 2
+
+
+class RefusedError(FailoverError):
+    """A safety rule refused the action before any mutating AWS call."""
+
+    exit_code = 3
+
+    def __init__(self, group: str, resource: str, rule: str) -> None:
+        self.group, self.resource, self.rule = group, resource, rule
+        super().__init__(f"group {group}: {resource}: refused: {rule}")
+
+
+class LeaseLostError(RefusedError):
+    """Another orchestrator holds the group's lease (or took it mid-move)."""
+
+
+class MoveFailedError(FailoverError):
+    """A move stopped before it finished; the journal records how far it got."""
+
+    def __init__(self, group: str, resource: str, why: str) -> None:
+        self.group, self.resource, self.why = group, resource, why
+        super().__init__(f"group {group}: {resource}: move failed: {why}")
+
+
+class StuckDetachError(MoveFailedError):
+    """A graceful detach did not finish within detach_timeout and Force is not allowed."""
+
+
+class CloudError(FailoverError):
+    """AWS answered with an error (or not at all) for one API call."""
+
+    def __init__(self, action: str, code: str, message: str, resource: str = "") -> None:
+        self.action, self.code, self.message, self.resource = action, code, message, resource
+        where = f" on {resource}" if resource else ""
+        super().__init__(f"{action}{where}: {code}: {message}")
+
+
+class TransientCloudError(CloudError):
+    """Worth retrying: the state is converging (IncorrectState, detaching) or AWS is busy."""
+
+
+class PermanentCloudError(CloudError):
+    """Retrying cannot help: unknown id, invalid combination, a rule AWS enforces."""
+
+
+class PermissionDeniedError(PermanentCloudError):
+    """The caller's IAM policy does not allow the action (`ec2:<Action>`)."""
+
+    def __init__(self, action: str, code: str, message: str, resource: str = "") -> None:
+        super().__init__(action, code, message, resource)
+        self.args = (
+            f"missing IAM permission ec2:{action}{' on ' + resource if resource else ''} "
+            f"({code}): grant it to the orchestrator's role (see policies/)",
+        )

@@ -1,0 +1,208 @@
+"""Frozen values the core works on: what AWS says now (GroupView), and the steps of a move.
+
+No I/O here. The adapters build these values; the planner reads them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Mode(StrEnum):
+    """What floats between the members of a group."""
+
+    ENI = "eni"
+    SECONDARY_IP = "secondary-ip"
+    EIP = "eip"
+
+
+# Instance states from which AWS accepts an attach (hot: running, warm: stopped).
+ATTACHABLE_STATES = frozenset({"running", "stopped", "pending", "stopping"})
+# States after which the instance never comes back.
+DEAD_STATES = frozenset({"shutting-down", "terminated"})
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """An ENI's attachment as DescribeNetworkInterfaces reports it."""
+
+    attachment_id: str
+    instance_id: str
+    device_index: int
+    status: str  # attaching | attached | detaching | detached
+    delete_on_termination: bool
+
+
+@dataclass(frozen=True)
+class Interface:
+    """One ENI attached to an instance, as DescribeInstances lists it."""
+
+    eni_id: str
+    device_index: int
+    private_ips: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One member's EC2 facts: state, AZ and the interfaces attached to it."""
+
+    instance_id: str
+    state: str  # pending | running | stopping | stopped | shutting-down | terminated | missing
+    az: str
+    private_ip: str | None = None
+    interfaces: tuple[Interface, ...] = ()
+    status_ok: bool | None = None  # EC2 system and instance status checks; None: not reported
+
+    @property
+    def exists(self) -> bool:
+        return self.state != "missing"
+
+    @property
+    def primary_eni_id(self) -> str | None:
+        """The ENI at device index 0 (eth0), which carries secondary IPs and EIPs in those modes."""
+        return next((i.eni_id for i in self.interfaces if i.device_index == 0), None)
+
+    def eni_at(self, device_index: int) -> str | None:
+        """The ENI attached at `device_index`, or None when the index is free."""
+        return next((i.eni_id for i in self.interfaces if i.device_index == device_index), None)
+
+    def holds_ip(self, ip: str) -> str | None:
+        """The id of this instance's ENI that has `ip`, or None."""
+        return next((i.eni_id for i in self.interfaces if ip in i.private_ips), None)
+
+    @property
+    def failed_in_ec2(self) -> bool:
+        """EC2 itself says this member cannot serve: not running, or a status check is impaired."""
+        return self.state != "running" or self.status_ok is False
+
+
+@dataclass(frozen=True)
+class Eni:
+    """A network interface: where it is attached and what must not change when it moves."""
+
+    eni_id: str
+    az: str
+    status: str  # available | in-use | attaching | detaching | ...
+    attachment: Attachment | None
+    private_ips: tuple[str, ...] = ()
+    mac: str = ""
+    security_groups: tuple[str, ...] = ()
+    source_dest_check: bool | None = None
+    description: str = ""
+    tags: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Address:
+    """An Elastic IP and what it is associated with now."""
+
+    allocation_id: str
+    public_ip: str
+    association_id: str | None = None
+    eni_id: str | None = None
+    private_ip: str | None = None
+    instance_id: str | None = None
+
+
+@dataclass(frozen=True)
+class GroupView:
+    """Everything AWS says about one group right now; members in preference order.
+
+    eni mode: `eni`. secondary-ip mode: `ip` (its holders are read off the members'
+    interfaces) and `address` when the group keeps an EIP on it. eip mode: `address`.
+    """
+
+    group: str
+    mode: str
+    members: tuple[Instance, ...]
+    eni: Eni | None = None
+    ip: str | None = None
+    address: Address | None = None
+    observed_at: float = 0.0
+
+    @property
+    def ip_holders(self) -> tuple[tuple[str, str], ...]:
+        """(ENI id, instance id) of every member ENI holding the group's IP (AWS allows one)."""
+        if self.ip is None:
+            return ()
+        return tuple(
+            (eni_id, m.instance_id)
+            for m in self.members
+            if (eni_id := m.holds_ip(self.ip)) is not None
+        )
+
+    def member(self, instance_id: str) -> Instance | None:
+        return next((m for m in self.members if m.instance_id == instance_id), None)
+
+    @property
+    def active(self) -> str | None:
+        """The member that owns the resource according to AWS, or None when nobody does."""
+        if self.mode == Mode.ENI:
+            att = self.eni.attachment if self.eni else None
+            # A detaching ENI still carries traffic for the instance it is leaving.
+            return (
+                att.instance_id
+                if att and att.status in ("attaching", "attached", "detaching")
+                else None
+            )
+        if self.mode == Mode.SECONDARY_IP:
+            owners = {instance for _, instance in self.ip_holders}
+            return owners.pop() if len(owners) == 1 else None
+        return self.address.instance_id if self.address else None
+
+
+class StepKind(StrEnum):
+    """The primitive, idempotent steps a move is made of."""
+
+    DETACH = "detach"
+    WAIT_DETACHED = "wait-detached"
+    ATTACH = "attach"
+    WAIT_ATTACHED = "wait-attached"
+    ASSIGN_IP = "assign-ip"
+    WAIT_IP = "wait-ip"
+    WAIT_EIP_FOLLOWS = "wait-eip-follows"
+    ASSOCIATE_EIP = "associate-eip"
+    WAIT_EIP = "wait-eip"
+
+
+MUTATING_STEPS = frozenset(
+    {StepKind.DETACH, StepKind.ATTACH, StepKind.ASSIGN_IP, StepKind.ASSOCIATE_EIP}
+)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a move: what to do, to which resource, towards which target."""
+
+    kind: StepKind
+    resource: str
+    target: str  # the instance the resource is moving to
+    source: str | None = None  # the instance it is leaving, when there is one
+    device_index: int | None = None
+
+    def describe(self) -> str:
+        """A line for the operator's plan."""
+        texts = {
+            StepKind.DETACH: f"detach {self.resource} from {self.source}",
+            StepKind.WAIT_DETACHED: f"wait until {self.resource} is available",
+            StepKind.ATTACH: f"attach {self.resource} to {self.target} at device index {self.device_index}",
+            StepKind.WAIT_ATTACHED: f"wait until {self.resource} is attached to {self.target}",
+            StepKind.ASSIGN_IP: f"assign {self.resource} to {self.target} (AllowReassignment)",
+            StepKind.WAIT_IP: f"wait until {self.resource} is only on {self.target}",
+            StepKind.WAIT_EIP_FOLLOWS: f"wait briefly for Elastic IP {self.resource} to follow",
+            StepKind.ASSOCIATE_EIP: f"associate {self.resource} with {self.target} (AllowReassociation)",
+            StepKind.WAIT_EIP: f"wait until {self.resource} is on {self.target}",
+        }
+        return texts[self.kind]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A move's target and the steps still to do; `done` lists steps AWS says are already true."""
+
+    group: str
+    source: str | None
+    target: str
+    steps: tuple[Step, ...]
+    skipped: tuple[Step, ...] = field(default=())

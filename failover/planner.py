@@ -1,0 +1,220 @@
+"""The pure core of a move: which member may take the resource, and the steps to get it there.
+
+No boto3, no clock, no sleep, no logging: a GroupView (what AWS says now) and the
+group's settings in, a rule violation, a target or a Plan out. Every step has a
+`step_done` predicate over a fresh view, so the engine can re-observe before each
+step and skip what is already true: running a half-done move again finishes it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from failover.model import (
+    ATTACHABLE_STATES,
+    DEAD_STATES,
+    GroupView,
+    Instance,
+    Mode,
+    Plan,
+    Step,
+    StepKind,
+)
+
+if TYPE_CHECKING:
+    from failover.config import Group
+
+
+def group_az(view: GroupView) -> str | None:
+    """The AZ the group lives in: the ENI's, else the active member's, else the primary's."""
+    if view.eni is not None:
+        return view.eni.az
+    active = view.member(view.active) if view.active else None
+    if active is not None and active.az:
+        return active.az
+    return next((m.az for m in view.members if m.exists), None)
+
+
+def rule_violation(view: GroupView, group: Group, target_id: str) -> str | None:
+    """The AWS rule (or failover rule) that forbids moving the resource to `target_id`, or None.
+
+    Checked before any mutating call, because moto (and a careless script) would let
+    most of these through and real EC2 would not.
+    """
+    target = view.member(target_id)
+    if target is None:
+        return f"{target_id} is not a member of group {group.name}"
+    if not target.exists:
+        return f"instance {target_id} does not exist"
+    if target.state in DEAD_STATES:
+        return f"target {target_id} is {target.state}: AWS cannot attach to it"
+    if target.state not in ATTACHABLE_STATES:
+        return f"target {target_id} is {target.state}"
+    az = group_az(view)
+    if az and target.az != az:
+        return (
+            f"target {target_id} is in {target.az}, the group's resource is in {az} (same AZ only)"
+        )
+    if view.mode == Mode.ENI:
+        return _eni_violation(view, group, target)
+    if target.primary_eni_id is None:
+        return f"target {target_id} has no primary network interface"
+    return None
+
+
+def _eni_violation(view: GroupView, group: Group, target: Instance) -> str | None:
+    eni = view.eni
+    if eni is None:
+        return f"ENI {group.eni} does not exist"
+    if eni.attachment is not None and eni.attachment.device_index == 0:
+        return (
+            f"{eni.eni_id} is the primary interface (eth0) of {eni.attachment.instance_id}: "
+            "device index 0 can never be detached"
+        )
+    taken_by = target.eni_at(group.device_index)
+    if taken_by is not None and taken_by != eni.eni_id:
+        return f"device index {group.device_index} on {target.instance_id} is taken by {taken_by}"
+    return None
+
+
+def candidates(view: GroupView, group: Group, exclude: frozenset[str] = frozenset()) -> list[str]:
+    """Members that could take the resource now, in preference order: running and rule-clean."""
+    return [
+        m.instance_id
+        for m in view.members
+        if m.instance_id != view.active
+        and m.instance_id not in exclude
+        and m.state == "running"
+        and rule_violation(view, group, m.instance_id) is None
+    ]
+
+
+def expected_eip_target(view: GroupView, group: Group, target_id: str) -> tuple[str, str] | None:
+    """(ENI, private IP) the group's Elastic IP must point at once the move is done."""
+    target = view.member(target_id)
+    if target is None or target.primary_eni_id is None:
+        return None
+    if view.mode == Mode.SECONDARY_IP and group.ip:
+        return target.primary_eni_id, group.ip
+    if target.private_ip is None:
+        return None
+    return target.primary_eni_id, target.private_ip
+
+
+def step_done(step: Step, view: GroupView, group: Group) -> bool:
+    """Whether AWS already shows what `step` is for; pure, so every step is idempotent."""
+    target = view.member(step.target)
+    att = view.eni.attachment if view.eni else None
+    on_target = att is not None and att.instance_id == step.target
+    match step.kind:
+        case StepKind.DETACH:
+            return att is None or on_target or att.status in ("detaching", "detached")
+        case StepKind.WAIT_DETACHED:
+            return att is None or on_target
+        case StepKind.ATTACH:
+            return on_target
+        case StepKind.WAIT_ATTACHED:
+            return on_target and att is not None and att.status == "attached"
+        case StepKind.ASSIGN_IP:
+            return (
+                target is not None
+                and group.ip is not None
+                and target.holds_ip(group.ip) is not None
+            )
+        case StepKind.WAIT_IP:
+            return len(view.ip_holders) == 1 and view.ip_holders[0][1] == step.target
+        case StepKind.WAIT_EIP_FOLLOWS | StepKind.ASSOCIATE_EIP | StepKind.WAIT_EIP:
+            want = expected_eip_target(view, group, step.target)
+            address = view.address
+            return (
+                want is not None
+                and address is not None
+                and (address.eni_id, address.private_ip) == want
+            )
+    return False  # pragma: no cover - every StepKind is matched above
+
+
+def plan_move(view: GroupView, group: Group, target_id: str) -> Plan:
+    """The steps that move the group's resource to `target_id`, with those already true skipped."""
+    source = view.active
+    steps: list[Step] = []
+    if view.mode == Mode.ENI:
+        att = view.eni.attachment if view.eni else None
+        leaving = att.instance_id if att is not None else None
+        source = source or leaving
+        steps = [
+            Step(StepKind.DETACH, group.resource, target_id, source=leaving),
+            Step(StepKind.WAIT_DETACHED, group.resource, target_id, source=leaving),
+            Step(
+                StepKind.ATTACH,
+                group.resource,
+                target_id,
+                source=leaving,
+                device_index=group.device_index,
+            ),
+            Step(StepKind.WAIT_ATTACHED, group.resource, target_id, source=leaving),
+        ]
+    elif view.mode == Mode.SECONDARY_IP:
+        assert group.ip is not None
+        steps = [
+            Step(StepKind.ASSIGN_IP, group.ip, target_id, source=source),
+            Step(StepKind.WAIT_IP, group.ip, target_id, source=source),
+        ]
+        if group.eip:
+            steps += [
+                Step(StepKind.WAIT_EIP_FOLLOWS, group.eip, target_id, source=source),
+                Step(StepKind.ASSOCIATE_EIP, group.eip, target_id, source=source),
+                Step(StepKind.WAIT_EIP, group.eip, target_id, source=source),
+            ]
+    else:
+        assert group.eip is not None
+        steps = [
+            Step(StepKind.ASSOCIATE_EIP, group.eip, target_id, source=source),
+            Step(StepKind.WAIT_EIP, group.eip, target_id, source=source),
+        ]
+    todo = tuple(s for s in steps if not step_done(s, view, group))
+    done = tuple(s for s in steps if step_done(s, view, group))
+    return Plan(group=group.name, source=source, target=target_id, steps=todo, skipped=done)
+
+
+def validation_problems(view: GroupView, group: Group) -> list[str]:
+    """Everything about a group's AWS setup that would make a failover fail or lose the resource."""
+    problems: list[str] = []
+    for member in view.members:
+        if not member.exists:
+            problems.append(f"instance {member.instance_id} does not exist")
+    az = group_az(view)
+    for member in view.members:
+        if member.exists and az and member.az != az:
+            problems.append(
+                f"{member.instance_id} is in {member.az}, the group is in {az} (same AZ only)"
+            )
+    if view.mode == Mode.ENI:
+        eni = view.eni
+        if eni is None:
+            return [*problems, f"ENI {group.eni} does not exist"]
+        att = eni.attachment
+        if att is not None and att.device_index == 0:
+            problems.append(
+                f"{eni.eni_id} is eth0 (device index 0) of {att.instance_id}: it can never be detached; "
+                "use a secondary ENI"
+            )
+        if att is not None and att.delete_on_termination:
+            problems.append(
+                f"{eni.eni_id} has DeleteOnTermination on: it dies with {att.instance_id}; fix with "
+                f"`aws ec2 modify-network-interface-attribute --network-interface-id {eni.eni_id} "
+                f"--attachment AttachmentId={att.attachment_id},DeleteOnTermination=false`"
+            )
+        for member in view.members:
+            if att is not None and member.instance_id == att.instance_id:
+                continue
+            taken_by = member.eni_at(group.device_index)
+            if member.exists and taken_by is not None and taken_by != eni.eni_id:
+                problems.append(
+                    f"device index {group.device_index} on standby {member.instance_id} is taken by {taken_by}"
+                )
+    if view.mode == Mode.SECONDARY_IP and not view.ip_holders:
+        problems.append(f"{group.ip} is not assigned to any member's network interface")
+    if group.eip and view.address is None:
+        problems.append(f"Elastic IP {group.eip} does not exist")
+    return problems

@@ -1,0 +1,89 @@
+"""SqliteStore specifics the contract cannot see: pragmas, schema version, misuse, closing."""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import closing
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from failover.errors import ConfigError, FailoverError
+from failover.ports import MoveRecord, StepRecord
+from failover.store.sqlite import SCHEMA_VERSION, SqliteStore
+
+MOVE = MoveRecord(
+    move_id="m1",
+    group="db",
+    mode="eni",
+    resource="eni-1",
+    source="i-0aa",
+    target="i-0bb",
+    caller="test",
+    reason="drill",
+    started_at=1.0,
+)
+STEP = StepRecord(kind="detach", description="detach eni-1", phase="started", at=2.0)
+
+
+def test_creates_missing_parent_directories_and_records_the_schema(tmp_path: Path) -> None:
+    path = tmp_path / "a" / "b" / "state.db"
+    with SqliteStore(path) as store:
+        assert store.path == str(path)
+
+    with closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+
+
+def test_each_connection_syncs_every_commit(tmp_path: Path) -> None:
+    with SqliteStore(tmp_path / "state.db") as store:
+        conn = store._conn
+        assert conn is not None
+        # 2 is FULL: the WAL is fsynced at every commit, not only at checkpoints.
+        assert conn.execute("PRAGMA synchronous").fetchone() == (2,)
+        assert conn.execute("PRAGMA busy_timeout").fetchone() == (10_000,)
+
+
+def test_reopening_keeps_the_data_and_the_schema(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    with SqliteStore(path) as store:
+        store.begin_move(MOVE)
+    with SqliteStore(path) as store:
+        assert store.open_moves() == [MOVE]
+
+
+def test_a_file_from_a_newer_failover_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    SqliteStore(path).close()
+    with closing(sqlite3.connect(path)) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+
+    with pytest.raises(ConfigError, match=r"schema version 2 is newer.*upgrade failover"):
+        SqliteStore(path)
+
+
+def test_steps_and_finish_of_an_unknown_move_are_refused(tmp_path: Path) -> None:
+    with SqliteStore(tmp_path / "state.db") as store:
+        with pytest.raises(KeyError, match="move nope is not journaled"):
+            store.record_step("nope", STEP)
+        with pytest.raises(KeyError, match="move nope is not journaled"):
+            store.finish_move("nope", "succeeded", 3.0)
+        assert store.history() == []
+
+
+def test_journaling_a_move_twice_is_refused_and_keeps_the_first(tmp_path: Path) -> None:
+    with SqliteStore(tmp_path / "state.db") as store:
+        store.begin_move(MOVE)
+        with pytest.raises(ValueError, match="move m1 is already journaled"):
+            store.begin_move(replace(MOVE, reason="again"))
+        assert store.open_moves() == [MOVE]
+
+
+def test_a_closed_store_refuses_calls_and_closes_twice(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "state.db")
+    store.close()
+    store.close()
+    with pytest.raises(FailoverError, match="store is closed"):
+        store.open_moves()
