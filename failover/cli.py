@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,9 +24,11 @@ from failover.aws.clients import make_client
 from failover.aws.ec2 import Ec2Cloud, Permission
 from failover.clock import SystemClock
 from failover.config import Group, Settings
+from failover.decide import Facts, manual_refusal, manual_target
 from failover.engine import Engine
-from failover.errors import ConfigError, FailoverError, PermissionDeniedError
+from failover.errors import ConfigError, FailoverError, PermissionDeniedError, RefusedError
 from failover.model import Mode, Step
+from failover.monitor import Monitor
 from failover.planner import validation_problems
 from failover.ports import StepRecord, Store
 from failover.store import open_store
@@ -122,14 +124,36 @@ def move(
         )
     live = _live_printer() if sys.stdout.isatty() else None
     with wired(settings, on_step=live) as w:
-        view, plan = w.engine.preview(group, target)
         pending = w.store.open_moves(group.name)
-        if not plan.steps and not pending:
+        if pending:
+            for record in pending:
+                click.echo(
+                    f"group {group.name}: move {record.move_id} ({record.source} -> {record.target}) "
+                    f"was left unfinished at {report.when(record.started_at)}"
+                )
+            if dry_run:
+                click.echo("  it will be finished first (the journal replays it against AWS)")
+            else:
+                for result in w.engine.resume(group):
+                    click.echo(f"  finished: {group.resource} is on {result.target}")
+        health = w.store.load_health(group.name)
+        view = w.cloud.observe(group, with_status=True)
+        chosen = target or manual_target(view, group, health)
+        if chosen is None:
+            raise RefusedError(
+                group.name, group.resource, "no other member is healthy, running and in the AZ"
+            )
+        _, plan = w.engine.preview(group, chosen)
+        if not plan.steps:
             click.echo(
                 f"group {group.name}: {group.resource} is already on {plan.target}: nothing to do"
             )
             return
-        click.echo(report.plan_text(view, plan, group.resource, pending))
+        facts = _facts(w.store, group, w.engine.clock.now())
+        refusal = manual_refusal(group, health, facts, plan.target)
+        if refusal is not None and not force:
+            raise RefusedError(group.name, group.resource, refusal)
+        click.echo(report.plan_text(view, plan, group.resource))
         if dry_run:
             return
         if not yes:
@@ -137,6 +161,10 @@ def move(
         result = w.engine.move(
             group, target=plan.target, force=force, reason=f"manual move to {plan.target}"
         )
+        if force and facts.held:
+            state = w.store.load_group_state(group.name)
+            w.store.save_group_state(replace(state, held=False, held_reason="", status="ok"))
+            click.echo(f"group {group.name}: hold cleared")
         if result.outcome == "nothing-to-do":
             click.echo(
                 f"group {group.name}: {group.resource} is on {result.target}: nothing left to do"
@@ -146,6 +174,32 @@ def move(
                 f"group {group.name}: {group.resource} moved from {result.source or 'nobody'} to {result.target} "
                 f"in {result.elapsed_s:.2f}s (move {result.move_id})"
             )
+
+
+def _facts(store: Store, group: Group, now: float) -> Facts:
+    state = store.load_group_state(group.name)
+    recent = store.moves_since(group.name, now - 3600.0)
+    return Facts(
+        now=now,
+        move_times=tuple(m.started_at for m in recent),
+        held=state.held,
+        held_reason=state.held_reason,
+    )
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="probe and decide, move nothing, remember nothing")
+@config_option
+def check(dry_run: bool, config_path: Path | None) -> None:
+    """One pass over every group (for cron): probe, decide, fail over; exit 0, 1 or 3."""
+    settings = load_settings(config_path)
+    with wired(settings) as w:
+        monitor = Monitor(w.cloud, w.store, w.engine, w.engine.clock)
+        outcomes = monitor.run_pass(settings.groups, dry_run=dry_run)
+    for outcome in outcomes:
+        click.echo(outcome.summary())
+    codes = {o.exit_code for o in outcomes}
+    raise SystemExit(1 if 1 in codes else 3 if 3 in codes else 0)
 
 
 def _live_printer() -> Callable[[Step | None, StepRecord], None]:

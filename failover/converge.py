@@ -51,7 +51,7 @@ def until(
         result: T = state.outcome.result()  # raises the last transient error if that was it
         return result
 
-    backoff = wait_exponential_jitter(initial=FIRST_POLL_S, max=max_wait_s, jitter=FIRST_POLL_S)
+    backoff = wait_exponential_jitter(multiplier=FIRST_POLL_S, max=max_wait_s, jitter=FIRST_POLL_S)
 
     def wait(state: RetryCallState) -> float:
         # Never sleep past the deadline: the last poll happens at it, not after it.

@@ -230,7 +230,8 @@ class Engine:
         Never leave the ENI detached while any member can take it, even the one it came from.
         """
         view = self.cloud.observe(group)
-        options = candidates(view, group, exclude=frozenset(tried))
+        leaving = {record.source} if record.source else set()
+        options = candidates(view, group, exclude=frozenset(tried | leaving))
         last_resort = record.source
         if (
             not options

@@ -184,7 +184,7 @@ class Step:
     def describe(self) -> str:
         """A line for the operator's plan."""
         texts = {
-            StepKind.DETACH: f"detach {self.resource} from {self.source}",
+            StepKind.DETACH: f"detach {self.resource} from {self.source or 'its instance'}",
             StepKind.WAIT_DETACHED: f"wait until {self.resource} is available",
             StepKind.ATTACH: f"attach {self.resource} to {self.target} at device index {self.device_index}",
             StepKind.WAIT_ATTACHED: f"wait until {self.resource} is attached to {self.target}",

@@ -1,0 +1,265 @@
+"""One health pass over many groups: observe in batches, probe every member, decide, act.
+
+The cron check runs one pass; the daemon runs passes on a schedule. Both go through
+here, so a group is judged the same way however the orchestrator is run.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from failover.decide import Decision, Facts, decide, network_suspect, update_health
+from failover.engine import Engine, MoveResult
+from failover.errors import FailoverError, RefusedError
+from failover.model import GroupView, Instance
+from failover.ports import Clock, GroupState, MemberHealth, Store
+from failover.probes import ProbeResult, ProbeTarget, probe_targets, run_probes
+
+if TYPE_CHECKING:
+    from failover.aws.ec2 import Ec2Cloud
+    from failover.config import Group
+
+log = logging.getLogger(__name__)
+
+Alert = Callable[[str, str, str], None]  # (event, group, message)
+Prober = Callable[[Sequence[ProbeTarget]], list[ProbeResult]]
+
+# Exit-code severity of each outcome (DESIGN.md): 1 failed or no healthy active member,
+# 3 refused by a safety rule, 0 otherwise.
+_SEVERITY = {
+    "failed": 1,
+    "degraded": 1,
+    "refused": 3,
+    "cooldown": 3,
+    "hold": 3,
+    "held": 3,
+    "suspect": 3,
+}
+
+
+@dataclass(frozen=True)
+class GroupOutcome:
+    """What one pass did with one group."""
+
+    group: str
+    decision: Decision
+    outcome: str  # stay | moved | would-move | failed | refused | degraded | cooldown | hold | held | suspect
+    active: str | None
+    result: MoveResult | None = None
+    error: str = ""
+
+    @property
+    def exit_code(self) -> int:
+        return _SEVERITY.get(self.outcome, 0)
+
+    def summary(self) -> str:
+        """The one line `failover check` prints for the group."""
+        if self.outcome == "moved" and self.result is not None:
+            r = self.result
+            return (
+                f"{self.group}: moved {r.source or 'nobody'} -> {r.target} in {r.elapsed_s:.1f}s "
+                f"({self.decision.reason})"
+            )
+        if self.outcome == "failed":
+            return f"{self.group}: FAILED: {self.error}"
+        if self.outcome == "refused":
+            return f"{self.group}: refused: {self.error}"
+        return f"{self.group}: {self.outcome}: {self.decision.reason}"
+
+
+def _log_alert(event: str, group: str, message: str) -> None:
+    log.warning("ALERT %s group=%s: %s", event, group, message)
+
+
+def ec2_verdict(instance: Instance) -> tuple[bool, str]:
+    """The `ec2` check: running with both status checks ok. No verdict counts as a failure."""
+    if instance.state != "running":
+        return False, f"ec2: {instance.state}"
+    if instance.status_ok is True:
+        return True, "ec2: running, checks ok"
+    if instance.status_ok is False:
+        return False, "ec2: status checks impaired"
+    return False, "ec2: no status-check verdict yet"
+
+
+class Monitor:
+    """Runs health passes; keeps only the last EC2 verdicts in memory (counters live in the store)."""
+
+    def __init__(
+        self,
+        cloud: Ec2Cloud,
+        store: Store,
+        engine: Engine,
+        clock: Clock,
+        *,
+        prober: Prober = run_probes,
+        alert: Alert = _log_alert,
+        max_parallel_moves: int = 8,
+    ) -> None:
+        self.cloud, self.store, self.engine, self.clock = cloud, store, engine, clock
+        self._probe, self._alert = prober, alert
+        self._parallel = max_parallel_moves
+        self._ec2_cache: dict[str, tuple[bool, str]] = {}
+
+    def run_pass(
+        self, groups: Sequence[Group], *, dry_run: bool = False, ec2_due: bool = True
+    ) -> list[GroupOutcome]:
+        """Probe every member of `groups`, decide for each group, and make the moves decided."""
+        if not dry_run:
+            for group in groups:
+                self._finish_open_moves(group)
+        wants_ec2 = ec2_due and any(c.type == "ec2" for g in groups for c in g.checks)
+        views = self.cloud.observe_many(groups, with_status=wants_ec2)
+        verdicts = self._probe_all(groups, views, ec2_due=wants_ec2)
+        now = self.clock.now()
+        suspect = network_suspect([ok for ok, _ in verdicts.values()])
+        if suspect:
+            self._alert(
+                "suspect",
+                "*",
+                "every member of every group failed this pass: suspecting our own network",
+            )
+        decisions: list[tuple[Group, Decision, GroupState]] = []
+        for group in groups:
+            health = self._fold_health(group, verdicts, now)
+            state = self.store.load_group_state(group.name)
+            facts = Facts(
+                now=now,
+                move_times=tuple(
+                    m.started_at for m in self.store.moves_since(group.name, now - 3600.0)
+                ),
+                held=state.held,
+                held_reason=state.held_reason,
+                network_suspect=suspect,
+            )
+            decision = decide(views[group.name], group, health, facts)
+            log.info("group %s: %s: %s", group.name, decision.action, decision.reason)
+            decisions.append((group, decision, state))
+        return self._act(decisions, views, dry_run=dry_run)
+
+    def _finish_open_moves(self, group: Group) -> None:
+        """A crash left a move half-done: finish it before judging the group."""
+        if self.store.open_moves(group.name):
+            try:
+                self.engine.resume(group)
+            except FailoverError as exc:
+                self._alert("move-failed", group.name, f"could not finish a journaled move: {exc}")
+
+    def _probe_all(
+        self, groups: Sequence[Group], views: dict[str, GroupView], *, ec2_due: bool
+    ) -> dict[tuple[str, str], tuple[bool, str]]:
+        """(group, instance) -> (ok, reason), every check of a member folded into one verdict."""
+        targets: list[ProbeTarget] = []
+        for group in groups:
+            view = views[group.name]
+            addresses = {m.instance_id: m.private_ip or "" for m in view.members}
+            targets += probe_targets(group, addresses)
+        results = self._probe(targets) if targets else []
+        failures: dict[tuple[str, str], list[str]] = {}
+        for r in results:
+            failures.setdefault((r.group, r.instance_id), [])
+            if not r.ok:
+                failures[(r.group, r.instance_id)].append(f"{r.check} {r.reason}")
+        verdicts: dict[tuple[str, str], tuple[bool, str]] = {}
+        for group in groups:
+            has_ec2 = any(c.type == "ec2" for c in group.checks)
+            for member in views[group.name].members:
+                key = (group.name, member.instance_id)
+                bad = list(failures.get(key, []))
+                if has_ec2:
+                    if ec2_due:
+                        self._ec2_cache[member.instance_id] = ec2_verdict(member)
+                    ok, why = self._ec2_cache.get(
+                        member.instance_id, (False, "ec2: not checked yet")
+                    )
+                    if not ok:
+                        bad.insert(0, why)
+                verdicts[key] = (not bad, "; ".join(bad) if bad else "all checks passed")
+        return verdicts
+
+    def _fold_health(
+        self, group: Group, verdicts: dict[tuple[str, str], tuple[bool, str]], now: float
+    ) -> dict[str, MemberHealth]:
+        previous = self.store.load_health(group.name)
+        updated = {
+            i: update_health(
+                previous.get(i, MemberHealth(i)), *verdicts[(group.name, i)], now, group.policy
+            )
+            for i in group.instance_ids
+        }
+        self.store.save_health(group.name, list(updated.values()))
+        return updated
+
+    def _act(
+        self,
+        decisions: list[tuple[Group, Decision, GroupState]],
+        views: dict[str, GroupView],
+        *,
+        dry_run: bool,
+    ) -> list[GroupOutcome]:
+        moving = [(g, d) for g, d, _ in decisions if d.moves]
+        results: dict[str, GroupOutcome] = {}
+        if moving and not dry_run:
+            # Groups move in parallel (an AZ failure moves hundreds); botocore's retry mode
+            # paces each call, and the pool bounds how many moves storm EC2 at once.
+            with ThreadPoolExecutor(max_workers=max(1, min(self._parallel, len(moving)))) as pool:
+                futures = {g.name: pool.submit(self._move, g, d) for g, d in moving}
+            results = {name: f.result() for name, f in futures.items()}
+        outcomes = []
+        for group, decision, state in decisions:
+            view = views[group.name]
+            if decision.moves:
+                outcome = results.get(group.name) or GroupOutcome(
+                    group.name, decision, "would-move", view.active
+                )
+            else:
+                outcome = GroupOutcome(group.name, decision, decision.action, view.active)
+            outcomes.append(outcome)
+            if not dry_run:
+                self._remember(group, decision, outcome, state)
+        return outcomes
+
+    def _move(self, group: Group, decision: Decision) -> GroupOutcome:
+        assert decision.target is not None
+        self._alert("move-started", group.name, decision.reason)
+        try:
+            result = self.engine.move(
+                group,
+                target=decision.target,
+                source_failed=decision.source_failed,
+                reason=decision.reason,
+            )
+        except RefusedError as exc:
+            self._alert("move-refused", group.name, str(exc))
+            return GroupOutcome(group.name, decision, "refused", None, error=str(exc))
+        except FailoverError as exc:
+            self._alert("move-failed", group.name, str(exc))
+            return GroupOutcome(group.name, decision, "failed", None, error=str(exc))
+        self._alert(
+            "move-finished",
+            group.name,
+            f"{result.source} -> {result.target} in {result.elapsed_s:.1f}s",
+        )
+        return GroupOutcome(group.name, decision, "moved", result.target, result=result)
+
+    def _remember(
+        self, group: Group, decision: Decision, outcome: GroupOutcome, state: GroupState
+    ) -> None:
+        """Keep the group's status; alert on entering degraded or held, not on every pass."""
+        status = {"degraded": "degraded", "hold": "held", "held": "held"}.get(outcome.outcome, "ok")
+        if status != state.status and status in ("degraded", "held"):
+            self._alert(status, group.name, decision.reason)
+        held = state.held or outcome.outcome == "hold"
+        new = replace(
+            state,
+            held=held,
+            held_reason=decision.reason if outcome.outcome == "hold" else state.held_reason,
+            status=status,
+            updated_at=self.clock.now(),
+        )
+        if new != state:
+            self.store.save_group_state(new)
