@@ -24,6 +24,7 @@ from failover.aws.clients import make_client
 from failover.aws.ec2 import Ec2Cloud, Permission
 from failover.clock import SystemClock
 from failover.config import Group, Settings
+from failover.daemon import Daemon
 from failover.decide import Facts, manual_refusal, manual_target
 from failover.engine import Engine
 from failover.errors import ConfigError, FailoverError, PermissionDeniedError, RefusedError
@@ -185,6 +186,19 @@ def _facts(store: Store, group: Group, now: float) -> Facts:
         held=state.held,
         held_reason=state.held_reason,
     )
+
+
+@cli.command()
+@config_option
+def run(config_path: Path | None) -> None:
+    """The daemon: check every group on its interval and fail over by policy (foreground)."""
+    path = config_path or config_module.default_path()
+    settings = config_module.load(path)
+    if logging.getLogger().level > logging.INFO:
+        logging.getLogger().setLevel(logging.INFO)
+    with wired(settings) as w:
+        monitor = Monitor(w.cloud, w.store, w.engine, w.engine.clock)
+        raise SystemExit(Daemon(settings, path, monitor).serve())
 
 
 @cli.command()

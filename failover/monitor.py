@@ -103,7 +103,7 @@ class Monitor:
         self.cloud, self.store, self.engine, self.clock = cloud, store, engine, clock
         self._probe, self._alert = prober, alert
         self._parallel = max_parallel_moves
-        self._ec2_cache: dict[str, tuple[bool, str]] = {}
+        self._status_cache: dict[str, bool | None] = {}
 
     def run_pass(
         self, groups: Sequence[Group], *, dry_run: bool = False, ec2_due: bool = True
@@ -112,9 +112,8 @@ class Monitor:
         if not dry_run:
             for group in groups:
                 self._finish_open_moves(group)
-        wants_ec2 = ec2_due and any(c.type == "ec2" for g in groups for c in g.checks)
-        views = self.cloud.observe_many(groups, with_status=wants_ec2)
-        verdicts = self._probe_all(groups, views, ec2_due=wants_ec2)
+        views = self._observe(groups, ec2_due=ec2_due)
+        verdicts = self._probe_all(groups, views)
         now = self.clock.now()
         suspect = network_suspect([ok for ok, _ in verdicts.values()])
         if suspect:
@@ -149,8 +148,32 @@ class Monitor:
             except FailoverError as exc:
                 self._alert("move-failed", group.name, f"could not finish a journaled move: {exc}")
 
+    def _observe(self, groups: Sequence[Group], *, ec2_due: bool) -> dict[str, GroupView]:
+        """Batched views; status checks fetched only when due, else the last ones reused.
+
+        Instance state (stopped, terminated) comes with every pass from DescribeInstances;
+        the status checks (DescribeInstanceStatus) change at most once a minute on AWS, so
+        the daemon asks for them on the ec2 check's slower interval.
+        """
+        wants_status = ec2_due and any(c.type == "ec2" for g in groups for c in g.checks)
+        views = self.cloud.observe_many(groups, with_status=wants_status)
+        if wants_status:
+            for view in views.values():
+                self._status_cache.update({m.instance_id: m.status_ok for m in view.members})
+            return views
+        return {
+            name: replace(
+                view,
+                members=tuple(
+                    replace(m, status_ok=self._status_cache.get(m.instance_id))
+                    for m in view.members
+                ),
+            )
+            for name, view in views.items()
+        }
+
     def _probe_all(
-        self, groups: Sequence[Group], views: dict[str, GroupView], *, ec2_due: bool
+        self, groups: Sequence[Group], views: dict[str, GroupView]
     ) -> dict[tuple[str, str], tuple[bool, str]]:
         """(group, instance) -> (ok, reason), every check of a member folded into one verdict."""
         targets: list[ProbeTarget] = []
@@ -171,11 +194,7 @@ class Monitor:
                 key = (group.name, member.instance_id)
                 bad = list(failures.get(key, []))
                 if has_ec2:
-                    if ec2_due:
-                        self._ec2_cache[member.instance_id] = ec2_verdict(member)
-                    ok, why = self._ec2_cache.get(
-                        member.instance_id, (False, "ec2: not checked yet")
-                    )
+                    ok, why = ec2_verdict(member)
                     if not ok:
                         bad.insert(0, why)
                 verdicts[key] = (not bad, "; ".join(bad) if bad else "all checks passed")

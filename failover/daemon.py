@@ -1,0 +1,189 @@
+"""`failover run`: APScheduler drives health passes; signals stop or reload it.
+
+One job per distinct interval runs the groups that share it, so each group is checked
+on its own interval while the describes of a pass stay batched. Jobs never overlap
+(coalesce, max one instance). SIGTERM lets the in-flight pass (and its moves) finish,
+then exits 0; SIGHUP reloads the config, keeping the old one if the new one is invalid.
+A lock on the state file keeps a second daemon off the same state.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import signal
+import threading
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from filelock import FileLock, Timeout
+
+from failover import config as config_module
+from failover.errors import ConfigError, FailoverError
+
+if TYPE_CHECKING:
+    from failover.config import Group, Settings
+    from failover.monitor import Monitor
+
+log = logging.getLogger(__name__)
+
+# EC2 status checks change at most once a minute; asking every 30 s halves the lag
+# of a once-a-minute poll at a fraction of the DescribeInstanceStatus budget.
+DEFAULT_STATUS_INTERVAL_S = 30.0
+
+
+class AlreadyRunningError(FailoverError):
+    """Another `failover run` holds the state file's lock."""
+
+    exit_code = 3
+
+
+def status_interval(settings: Settings) -> float:
+    """How often the daemon asks DescribeInstanceStatus: the shortest ec2 check interval."""
+    intervals = [
+        c.interval_s for g in settings.groups for c in g.checks if c.type == "ec2" and c.interval_s
+    ]
+    return min(intervals) if intervals else DEFAULT_STATUS_INTERVAL_S
+
+
+def lock_path(settings: Settings) -> Path:
+    return Path(settings.state.path).with_name(Path(settings.state.path).name + ".lock")
+
+
+class Daemon:
+    """Schedules passes of a Monitor; `serve` blocks until SIGTERM/SIGINT."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        config_path: Path,
+        monitor: Monitor,
+        *,
+        on_tick: Callable[[], None] | None = None,
+        on_first_pass: Callable[[], None] | None = None,
+    ) -> None:
+        self.settings, self.config_path, self.monitor = settings, config_path, monitor
+        self._stop = threading.Event()
+        self._reload = threading.Event()
+        self._status_at = float("-inf")
+        self._status_lock = threading.Lock()
+        self._on_tick, self._on_first_pass = on_tick, on_first_pass
+        self._first_pass_done = threading.Event()
+        self._scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(max_workers=4)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+        )
+        self._lock = FileLock(str(lock_path(settings)))
+
+    def serve(self) -> int:
+        """Run until told to stop; return the exit code."""
+        try:
+            self._lock.acquire(timeout=0)
+        except Timeout:
+            raise AlreadyRunningError(
+                f"another failover daemon holds {lock_path(self.settings)}: one daemon per state file"
+            ) from None
+        try:
+            signal.signal(signal.SIGTERM, self._on_stop)
+            signal.signal(signal.SIGINT, self._on_stop)
+            signal.signal(signal.SIGHUP, self._on_hup)
+            self._schedule(self.settings)
+            self._scheduler.start()
+            log.info(
+                "failover daemon started: %d groups, config %s",
+                len(self.settings.groups),
+                self.config_path,
+            )
+            while not self._stop.is_set():
+                self._stop.wait(0.2)
+                if self._reload.is_set():
+                    self._reload.clear()
+                    self.reload()
+            log.info("stopping: letting the in-flight pass and its moves finish")
+            self._scheduler.shutdown(wait=True)
+            log.info("stopped")
+            return 0
+        finally:
+            self._lock.release()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _on_stop(self, signum: int, frame: FrameType | None) -> None:
+        self._stop.set()
+
+    def _on_hup(self, signum: int, frame: FrameType | None) -> None:
+        self._reload.set()
+
+    def reload(self) -> bool:
+        """Re-read the config; an invalid one is logged and the running one kept."""
+        try:
+            new = config_module.load(self.config_path)
+        except ConfigError as exc:
+            log.error("config reload rejected, keeping the running config: %s", exc)
+            return False
+        if new.aws != self.settings.aws or new.state != self.settings.state:
+            log.error(
+                "config reload rejected: aws and state changes need a restart; keeping the running config"
+            )
+            return False
+        self.settings = new
+        self._schedule(new)
+        log.info("config reloaded: %d groups", len(new.groups))
+        return True
+
+    def _schedule(self, settings: Settings) -> None:
+        """One job per interval; a reload replaces them all (jobs in flight finish first)."""
+        by_interval: dict[float, list[Group]] = defaultdict(list)
+        for group in settings.groups:
+            by_interval[group.policy.interval_s].append(group)
+        for job in self._scheduler.get_jobs():
+            job.remove()
+        for interval, groups in sorted(by_interval.items()):
+            self._scheduler.add_job(
+                self._tick,
+                "interval",
+                seconds=interval,
+                args=[groups],
+                id=f"pass-{interval}",
+                name=f"health pass every {interval}s ({len(groups)} groups)",
+                coalesce=True,
+                max_instances=1,
+                next_run_time=_now(),
+                replace_existing=True,
+            )
+
+    def _status_due(self) -> bool:
+        with self._status_lock:
+            now = self.monitor.clock.monotonic()
+            if now - self._status_at >= status_interval(self.settings):
+                self._status_at = now
+                return True
+            return False
+
+    def _tick(self, groups: list[Group]) -> None:
+        """One scheduled pass; the only catch-all: a bad pass must not kill the daemon."""
+        if self._stop.is_set():
+            return
+        try:
+            for outcome in self.monitor.run_pass(groups, ec2_due=self._status_due()):
+                if outcome.outcome not in ("stay",):
+                    log.info("%s", outcome.summary())
+        except Exception:
+            log.exception("health pass failed; the next one runs on schedule")
+        finally:
+            if self._on_tick is not None:
+                self._on_tick()
+            if not self._first_pass_done.is_set():
+                self._first_pass_done.set()
+                if self._on_first_pass is not None:
+                    self._on_first_pass()
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(tz=dt.UTC)

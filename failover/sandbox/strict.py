@@ -1,0 +1,319 @@
+"""A strict layer over moto that answers EC2 calls the way real EC2 does, errors and timing included.
+
+Install it (or use it as a context manager) and every request moto serves in this process, from
+`moto.mock_aws` or from a `ThreadedMotoServer` started here, passes through it: it is logged,
+may be throttled, failed or denied, and EC2's rules are checked before moto acts.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from moto.core.exceptions import ServiceException
+from moto.core.responses import ActionResult
+
+from . import _patches
+from ._buckets import TokenBucket, bucket_for, new_buckets
+from ._eips import error
+from ._rules import Ec2Rules
+
+# EC2 actions that read nothing but change AWS state (everything that is not a read).
+_READ_PREFIXES = ("Describe", "Get", "List")
+
+# HTTP statuses AWS answers these codes with; botocore's retry keys off both code and status.
+_STATUS_OF = {
+    "RequestLimitExceeded": 503,
+    "ServiceUnavailable": 503,
+    "Unavailable": 503,
+    "InternalError": 500,
+    "InternalFailure": 500,
+    "UnauthorizedOperation": 403,
+}
+_MESSAGE_OF = {
+    "RequestLimitExceeded": "Request limit exceeded.",
+    "InternalError": "An internal error has occurred.",
+    "ServiceUnavailable": "The service is unavailable. Please try again shortly.",
+}
+
+_INSTALL_LOCK = threading.Lock()
+# One lock for all EC2 requests: the server is threaded and moto's EC2 models are not.
+_EC2_LOCK = threading.RLock()
+_active: StrictLayer | None = None
+
+_XML_CODE = re.compile(rb"<Code>([^<]+)</Code>")
+
+
+@dataclass(frozen=True)
+class Call:
+    """One API call as the layer saw it: what was asked, when, and the error code answered."""
+
+    service: str
+    action: str
+    params: dict[str, Any]
+    at: float
+    error: str | None
+    dry_run: bool
+
+    @property
+    def mutating(self) -> bool:
+        """True for an EC2 call that would change AWS state (any non-read action, not DryRun)."""
+        return (
+            self.service == "ec2"
+            and not self.dry_run
+            and not self.action.startswith(_READ_PREFIXES)
+        )
+
+
+class _Answer(Exception):
+    """Raised inside dispatch to answer with `exc` at HTTP `status` instead of calling moto."""
+
+    def __init__(self, exc: ServiceException, status: int | None = None) -> None:
+        super().__init__(exc.message)
+        self.exc = exc
+        self.status = status
+
+
+def _params_of(response: Any) -> dict[str, Any]:
+    if getattr(response, "automated_parameter_parsing", False):
+        return dict(getattr(response, "params", {}) or {})
+    query = getattr(response, "querystring", {}) or {}
+    return {k: v[0] if isinstance(v, list) and v else v for k, v in query.items() if k != "Action"}
+
+
+def _error_code(status: int, body: Any) -> str | None:
+    if status < 400:
+        return None
+    raw = body.encode() if isinstance(body, str) else bytes(body or b"")
+    if match := _XML_CODE.search(raw):
+        return match.group(1).decode()
+    try:
+        kind = json.loads(raw).get("__type", "")
+    except (ValueError, AttributeError):
+        return f"HTTP{status}"
+    return str(kind).rsplit("#", 1)[-1] or f"HTTP{status}"
+
+
+class StrictLayer:
+    """EC2's rules, transitions, throttling, faults and IAM denials over moto; one active at once."""
+
+    def __init__(
+        self,
+        *,
+        detach_delay_s: float = 0.0,
+        attach_delay_s: float = 0.0,
+        eip_follow_delay_s: float = 0.0,
+        eip_follows: bool = True,
+        token_buckets: bool = False,
+        seed: int = 0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Configure the layer; nothing is patched until `install`. `clock` is for tests."""
+        self.clock = clock
+        self.rules = Ec2Rules(
+            clock=clock,
+            detach_delay_s=detach_delay_s,
+            attach_delay_s=attach_delay_s,
+            eip_follow_delay_s=eip_follow_delay_s,
+            eip_follows=eip_follows,
+        )
+        self.token_buckets = token_buckets
+        self.calls: list[Call] = []
+        self.on_call: Callable[[Call], None] | None = None
+        self._log_lock = threading.Lock()
+        self._random = random.Random(seed)
+        self._fault_rate = 0.0
+        self._fault_codes: tuple[str, ...] = ()
+        self._denied: set[str] = set()
+        self._buckets: dict[str, TokenBucket] = new_buckets(clock())
+
+    # ---- life cycle --------------------------------------------------------------------
+
+    def install(self) -> None:
+        """Patch moto process-wide; a second install of this layer is a no-op."""
+        global _active
+        with _INSTALL_LOCK:
+            if _active is self:
+                return
+            if _active is not None:
+                raise RuntimeError("another StrictLayer is installed: uninstall it first")
+            self._reset_state()
+            _patches.apply(self)
+            _active = self
+
+    def uninstall(self) -> None:
+        """Give moto back its lenient self and drop pending transitions; idempotent."""
+        global _active
+        with _INSTALL_LOCK:
+            if _active is not self:
+                return
+            _patches.remove()
+            _active = None
+            self._reset_state()
+
+    def __enter__(self) -> StrictLayer:
+        """Install the layer for the `with` block."""
+        self.install()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Uninstall the layer, whatever happened in the block."""
+        self.uninstall()
+
+    def _reset_state(self) -> None:
+        with _EC2_LOCK:
+            self.rules.reset()
+            self._buckets = new_buckets(self.clock())
+
+    # ---- configuration -----------------------------------------------------------------
+
+    def stick_detach(self, eni_id: str) -> None:
+        """Graceful detaches of this ENI stay `detaching` forever; a Force detach completes one."""
+        with _EC2_LOCK:
+            self.rules.stick(eni_id)
+
+    def inject_faults(
+        self, rate: float, codes: tuple[str, ...] = ("RequestLimitExceeded", "InternalError")
+    ) -> None:
+        """Answer this fraction of EC2 calls (seeded random) with one of `codes`, as AWS would."""
+        if not 0.0 <= rate <= 1.0 or (rate > 0 and not codes):
+            raise ValueError("rate must be within [0, 1] and codes must not be empty")
+        with _EC2_LOCK:
+            self._fault_rate = rate
+            self._fault_codes = tuple(codes)
+
+    def deny(self, *actions: str) -> None:
+        """Answer these EC2 actions with UnauthorizedOperation, with or without DryRun."""
+        with _EC2_LOCK:
+            self._denied.update(actions)
+
+    def set_status(self, instance_id: str, *, system: str = "ok", instance: str = "ok") -> None:
+        """What DescribeInstanceStatus reports for this instance while it is running."""
+        with _EC2_LOCK:
+            self.rules.statuses[instance_id] = (system, instance)
+
+    # ---- the call log ------------------------------------------------------------------
+
+    def mutating_calls(self) -> list[Call]:
+        """The logged calls that would have changed AWS state."""
+        return [c for c in self._snapshot() if c.mutating]
+
+    def calls_to(self, action: str) -> list[Call]:
+        """The logged calls of one action, in order."""
+        return [c for c in self._snapshot() if c.action == action]
+
+    def reset_log(self) -> None:
+        """Forget the logged calls."""
+        with self._log_lock:
+            self.calls.clear()
+
+    def _snapshot(self) -> list[Call]:
+        with self._log_lock:
+            return list(self.calls)
+
+    def _record(
+        self, service: str, action: str, params: dict[str, Any], at: float, result: Any
+    ) -> None:
+        status, _headers, body = result
+        call = Call(
+            service=service,
+            action=action,
+            params=params,
+            at=at,
+            error=_error_code(int(status), body),
+            dry_run=params.get("DryRun") is True,
+        )
+        with self._log_lock:
+            self.calls.append(call)
+        if self.on_call is not None:
+            # Runs after AWS state changed and before the caller reads the answer: a test
+            # can kill the calling process here to model a crash right after a step.
+            self.on_call(call)
+
+    # ---- dispatch ----------------------------------------------------------------------
+
+    def dispatch(self, response: Any, original: Any) -> Any:
+        """Answer one request moto received: log it and, for EC2, apply the rules around moto."""
+        at = self.clock()
+        service = str(response.service_name or "")
+        action = str(response._get_action() or "")
+        params = _params_of(response)
+        if service != "ec2":
+            result = original(response)
+            self._record(service, action, params, at, result)
+            return result
+        with _EC2_LOCK:
+            result = self._dispatch_ec2(response, original, action, params)
+        self._record(service, action, params, at, result)
+        return result
+
+    def _dispatch_ec2(
+        self, response: Any, original: Any, action: str, params: dict[str, Any]
+    ) -> Any:
+        backend = response.ec2_backend
+        now = self.clock()
+        self.rules.advance(now)
+        try:
+            self._gate(action, params, now)
+            handled = self.rules.before(backend, action, params, now)
+            if handled is not None:
+                return self._answer(response, handled)
+            result = original(response)
+            if int(result[0]) < 300:
+                self.rules.after(backend, action, params, now)
+                self.rules.advance(now)
+            return result
+        except _Answer as answer:
+            return self._fail(response, answer.exc, answer.status)
+        except ServiceException as exc:
+            return self._fail(response, exc, None)
+
+    def _gate(self, action: str, params: dict[str, Any], now: float) -> None:
+        """Throttling, injected faults, IAM denials and DryRun, in the order AWS meets them."""
+        bucket = bucket_for(action, params) if self.token_buckets else None
+        if bucket is not None and not self._buckets[bucket].take(now):
+            raise _Answer(error("RequestLimitExceeded", _MESSAGE_OF["RequestLimitExceeded"]), 503)
+        if self._fault_rate > 0 and self._random.random() < self._fault_rate:
+            code = self._random.choice(self._fault_codes)
+            message = _MESSAGE_OF.get(code, f"Injected fault: {code}.")
+            raise _Answer(error(code, message), _STATUS_OF.get(code))
+        if action in self._denied:
+            raise _Answer(
+                error(
+                    "UnauthorizedOperation",
+                    "You are not authorized to perform this operation. "
+                    f"User is not authorized to perform: ec2:{action}",
+                ),
+                403,
+            )
+        if params.get("DryRun") is True:
+            raise _Answer(
+                error("DryRunOperation", "Request would have succeeded, but DryRun flag is set."),
+                412,
+            )
+
+    @staticmethod
+    def _answer(response: Any, result: ActionResult) -> Any:
+        status, headers, body = response.serialized(result)
+        headers, body = response._enrich_response(headers, body)
+        return status, headers, body
+
+    @staticmethod
+    def _fail(response: Any, exc: ServiceException, status: int | None) -> Any:
+        code, headers, body = response.serialized(ActionResult(exc))
+        code = status or code
+        headers["status"] = code
+        headers, body = response._enrich_response(headers, body)
+        return code, headers, body

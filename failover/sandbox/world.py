@@ -1,0 +1,229 @@
+"""Build test and demo infrastructure (VPC, members, floating resource) with a boto3 EC2 client."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+MODES = ("eni", "secondary-ip", "eip")
+# Any id works: moto validates AMIs only under MOTO_ENABLE_AMI_VALIDATION.
+_AMI = "ami-12c6146b"
+_VPC_CIDR = "10.0.0.0/16"
+_SUBNET_A = "10.0.0.0/18"
+_SUBNET_B = "10.0.64.0/18"
+
+
+@dataclass(frozen=True)
+class World:
+    """One group's infrastructure: where it lives, its members and its floating resource."""
+
+    vpc_id: str
+    az_a: str
+    az_b: str
+    subnet_a: str
+    subnet_b: str
+    sg_id: str
+    primary: str
+    standbys: tuple[str, ...]
+    other_az: str | None
+    eni_id: str | None
+    ip: str | None
+    allocation_id: str | None
+    public_ip: str | None
+
+
+@dataclass
+class _Network:
+    vpc_id: str
+    az_a: str
+    az_b: str
+    subnet_a: str
+    subnet_b: str
+    sg_id: str
+    # moto hands instances IPs from the bottom of the subnet and picks unasked ENI IPs at
+    # random, so floating IPs are chosen here, from the top half, and never collide.
+    free_ips: Iterator[str]
+
+
+def _network(ec2: Any, region: str) -> _Network:
+    vpc_id = ec2.create_vpc(CidrBlock=_VPC_CIDR)["Vpc"]["VpcId"]
+    az_a, az_b = f"{region}a", f"{region}b"
+    subnet_a = ec2.create_subnet(VpcId=vpc_id, CidrBlock=_SUBNET_A, AvailabilityZone=az_a)
+    subnet_b = ec2.create_subnet(VpcId=vpc_id, CidrBlock=_SUBNET_B, AvailabilityZone=az_b)
+    sg_id = ec2.create_security_group(
+        GroupName=f"failover-{vpc_id}", Description="failover sandbox members", VpcId=vpc_id
+    )["GroupId"]
+    hosts = ipaddress.ip_network(_SUBNET_A)
+    top_half = (str(hosts[i]) for i in range(hosts.num_addresses // 2, hosts.num_addresses - 1))
+    return _Network(
+        vpc_id=vpc_id,
+        az_a=az_a,
+        az_b=az_b,
+        subnet_a=subnet_a["Subnet"]["SubnetId"],
+        subnet_b=subnet_b["Subnet"]["SubnetId"],
+        sg_id=sg_id,
+        free_ips=top_half,
+    )
+
+
+def _launch(
+    ec2: Any, net: _Network, subnet_id: str, count: int, group: str, instance_type: str
+) -> list[dict[str, Any]]:
+    """Launch `count` members in one call; moto gives each a distinct primary private IP."""
+    tags = [{"Key": "failover:group", "Value": group}]
+    reply = ec2.run_instances(
+        ImageId=_AMI,
+        InstanceType=instance_type,
+        MinCount=count,
+        MaxCount=count,
+        SubnetId=subnet_id,
+        SecurityGroupIds=[net.sg_id],
+        TagSpecifications=[{"ResourceType": "instance", "Tags": tags}],
+    )
+    return list(reply["Instances"])
+
+
+def _eth0(instance: dict[str, Any]) -> dict[str, Any]:
+    nics = instance["NetworkInterfaces"]
+    eth0: dict[str, Any] = next(n for n in nics if n["Attachment"]["DeviceIndex"] == 0)
+    return eth0
+
+
+def _build(
+    ec2: Any,
+    net: _Network,
+    *,
+    mode: str,
+    group: str,
+    standbys: int,
+    other_az_member: bool,
+    instance_type: str,
+) -> World:
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+    members = _launch(ec2, net, net.subnet_a, 1 + standbys, group, instance_type)
+    other_az = None
+    if other_az_member:
+        other_az = _launch(ec2, net, net.subnet_b, 1, group, instance_type)[0]["InstanceId"]
+    primary = members[0]
+    eni_id = ip = allocation_id = public_ip = None
+    if mode == "eni":
+        eni_id = _floating_eni(ec2, net, group, primary["InstanceId"])
+    else:
+        eth0 = _eth0(primary)
+        ip = eth0["PrivateIpAddress"]
+        if mode == "secondary-ip":
+            ip = next(net.free_ips)
+            ec2.assign_private_ip_addresses(
+                NetworkInterfaceId=eth0["NetworkInterfaceId"],
+                PrivateIpAddresses=[ip],
+                AllowReassignment=False,
+            )
+        eip = ec2.allocate_address(
+            Domain="vpc",
+            TagSpecifications=[
+                {"ResourceType": "elastic-ip", "Tags": [{"Key": "failover:group", "Value": group}]}
+            ],
+        )
+        allocation_id, public_ip = eip["AllocationId"], eip["PublicIp"]
+        ec2.associate_address(
+            AllocationId=allocation_id,
+            NetworkInterfaceId=eth0["NetworkInterfaceId"],
+            PrivateIpAddress=ip,
+            AllowReassociation=False,
+        )
+        if mode == "eip":
+            ip = None
+    return World(
+        vpc_id=net.vpc_id,
+        az_a=net.az_a,
+        az_b=net.az_b,
+        subnet_a=net.subnet_a,
+        subnet_b=net.subnet_b,
+        sg_id=net.sg_id,
+        primary=primary["InstanceId"],
+        standbys=tuple(m["InstanceId"] for m in members[1:]),
+        other_az=other_az,
+        eni_id=eni_id,
+        ip=ip,
+        allocation_id=allocation_id,
+        public_ip=public_ip,
+    )
+
+
+def _floating_eni(ec2: Any, net: _Network, group: str, primary_id: str) -> str:
+    """The floating ENI: two private IPs, no source/dest check, on the primary at index 1."""
+    eni = ec2.create_network_interface(
+        SubnetId=net.subnet_a,
+        Description=f"failover floating ENI for group {group}",
+        Groups=[net.sg_id],
+        PrivateIpAddresses=[
+            {"PrivateIpAddress": next(net.free_ips), "Primary": True},
+            {"PrivateIpAddress": next(net.free_ips), "Primary": False},
+        ],
+        TagSpecifications=[
+            {
+                "ResourceType": "network-interface",
+                "Tags": [{"Key": "failover:group", "Value": group}],
+            }
+        ],
+    )["NetworkInterface"]
+    eni_id: str = eni["NetworkInterfaceId"]
+    ec2.modify_network_interface_attribute(
+        NetworkInterfaceId=eni_id, SourceDestCheck={"Value": False}
+    )
+    # AttachNetworkInterface leaves DeleteOnTermination false: a floating ENI must outlive
+    # whichever member holds it.
+    ec2.attach_network_interface(NetworkInterfaceId=eni_id, InstanceId=primary_id, DeviceIndex=1)
+    return eni_id
+
+
+def build_world(
+    ec2: Any,
+    *,
+    mode: str,
+    group: str = "g",
+    standbys: int = 1,
+    other_az_member: bool = False,
+    instance_type: str = "t3.large",
+    region: str = "us-east-1",
+) -> World:
+    """A new VPC holding one group in `mode`: a primary holding the resource and its standbys."""
+    net = _network(ec2, region)
+    return _build(
+        ec2,
+        net,
+        mode=mode,
+        group=group,
+        standbys=standbys,
+        other_az_member=other_az_member,
+        instance_type=instance_type,
+    )
+
+
+def build_worlds(
+    ec2: Any,
+    n: int,
+    mode: str,
+    *,
+    standbys: int = 1,
+    other_az_member: bool = False,
+    instance_type: str = "t3.large",
+    region: str = "us-east-1",
+) -> list[World]:
+    """`n` groups named g0..g{n-1} in one shared VPC: about four EC2 calls per group."""
+    net = _network(ec2, region)
+    return [
+        _build(
+            ec2,
+            net,
+            mode=mode,
+            group=f"g{i}",
+            standbys=standbys,
+            other_az_member=other_az_member,
+            instance_type=instance_type,
+        )
+        for i in range(n)
+    ]
