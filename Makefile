@@ -27,7 +27,7 @@ lint: install
 	$(BIN)/mypy
 
 demo: install
-	@echo "failover demo: not yet (the demo arrives with the health-checking issue)"
+	$(BIN)/failover demo
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

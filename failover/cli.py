@@ -77,6 +77,15 @@ def wired(
         store.close()
 
 
+_QUIET_LOGGERS = {
+    "botocore": logging.WARNING,
+    "boto3": logging.WARNING,
+    "urllib3": logging.WARNING,
+    "werkzeug": logging.WARNING,
+    "apscheduler": logging.ERROR,
+}
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--log-level", default="warning", type=click.Choice(["debug", "info", "warning", "error"])
@@ -88,6 +97,11 @@ def cli(log_level: str) -> None:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if log_level != "debug":
+        # Their INFO lines (credentials found, every job run, every sandbox request) bury ours;
+        # APScheduler's "skipped: maximum number of running instances" is coalescing at work.
+        for name, level in _QUIET_LOGGERS.items():
+            logging.getLogger(name).setLevel(level)
 
 
 @cli.command()
@@ -370,6 +384,14 @@ def history(group_name: str | None, limit: int, as_json: bool, config_path: Path
         click.echo(json.dumps([report.move_json(r) for r in records], indent=2))
     else:
         click.echo(report.history_text(records))
+
+
+@cli.command()
+def demo() -> None:
+    """Fail over a sandboxed primary with the real daemon, and show the timings (no AWS account)."""
+    from failover.demo import run_demo  # the sandbox needs moto: import only here
+
+    raise SystemExit(run_demo())
 
 
 def main(argv: list[str] | None = None) -> int:

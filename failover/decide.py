@@ -63,7 +63,7 @@ def update_health(
 
 def is_down(health: MemberHealth | None, policy: Policy) -> bool:
     """Down means `fall` consecutive failures: one bad probe is not a failover."""
-    return health is not None and health.failures >= policy.fall - 1
+    return health is not None and health.failures >= policy.fall
 
 
 @dataclass(frozen=True)
@@ -162,8 +162,7 @@ def decide(
                     f"failback: {preferred} (preferred over {active}) passed {policy.rise} probes and the cooldown is over",
                     preferred,
                 )
-    state = "healthy" if active_health and active_health.healthy else "not down"
-    return Decision("stay", f"active {active} is {state}")
+    return Decision("stay", f"active {active} is {_health_text(active_health, policy)}")
 
 
 def network_suspect(results: Sequence[bool]) -> bool:
@@ -196,6 +195,18 @@ def _since_last_move(facts: Facts) -> float | None:
 
 def _moves_last_hour(facts: Facts) -> int:
     return sum(1 for t in facts.move_times if facts.now - t < 3600.0)
+
+
+def _health_text(health: MemberHealth | None, policy: Policy) -> str:
+    if health is None:
+        return "not probed yet"
+    if health.failures:
+        return f"failing ({health.failures}/{policy.fall} failures: {health.reason})"
+    return (
+        "healthy"
+        if health.healthy
+        else f"up, not yet healthy ({health.successes}/{policy.rise} passes)"
+    )
 
 
 def _why(target: str, health: Mapping[str, MemberHealth], view: GroupView) -> str:

@@ -1,0 +1,131 @@
+"""Fixtures shared by every test directory: fake AWS credentials, moto's server, the CLI.
+
+Nothing here can reach real AWS (fake credentials, an endpoint on 127.0.0.1) or any
+address outside loopback.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REGION = "us-east-1"
+FAKE_AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+}
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fake credentials only, so nothing can reach real AWS."""
+    for name, value in FAKE_AWS_ENV.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def cli_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment a `failover` subprocess gets: fake AWS credentials, no real config."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(FAKE_AWS_ENV)
+    env.update({"AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"})
+    env.pop("FAILOVER_CONFIG", None)
+    env.update(extra or {})
+    return env
+
+
+def failover_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "failover", *args]
+
+
+def run_cli(
+    *args: str, timeout: float = 120, input_text: str | None = None, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the real `failover` CLI as a process; stdin is not a TTY."""
+    return subprocess.run(
+        failover_cmd(*args),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        input=input_text,
+        stdin=None if input_text is not None else subprocess.DEVNULL,
+        env=cli_env(env),
+        check=False,
+    )
+
+
+def write_config(path: Path, document: Mapping[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(dict(document), sort_keys=False))
+    return path
+
+
+@dataclass
+class Service:
+    """A tiny TCP service on a loopback address: accepts and closes; `stop` makes it refuse."""
+
+    host: str
+    port: int
+    _sock: socket.socket | None = None
+    _thread: threading.Thread | None = None
+    _stopped: threading.Event = field(default_factory=threading.Event)
+
+    def start(self) -> Service:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, self.port))
+        sock.listen(128)
+        sock.settimeout(0.1)
+        self.port = sock.getsockname()[1]
+        self._sock, self._stopped = sock, threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+        return self
+
+    def _serve(self) -> None:
+        assert self._sock is not None
+        while not self._stopped.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except (TimeoutError, OSError):
+                continue
+            conn.close()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if self._thread is not None:
+            self._thread.join()
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+
+@pytest.fixture
+def services() -> Iterator[list[Service]]:
+    """Start loopback services with `services.append(Service(host, 0).start())`; all stopped after."""
+    started: list[Service] = []
+    yield started
+    for service in started:
+        service.stop()
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def members_of(world: Any) -> Sequence[str]:
+    return [world.primary, *world.standbys] + ([world.other_az] if world.other_az else [])
