@@ -182,7 +182,8 @@ class DecideMachine(RuleBasedStateMachine):
         h = self.health[target]
         # Never to an unhealthy, cross-AZ or not-running member, nor to the owner itself.
         assert target != active, d
-        assert h.healthy and h.failures < p.fall, (d, h)
+        assert h.healthy, (d, h)
+        assert h.failures < p.fall, (d, h)
         assert self.state[target] == "running", (d, self.state[target])
         assert self.az[target] == AZ, d
         # Never while held or while our own network is suspect.
