@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import click
 
 from failover import config as config_module
-from failover import report
+from failover import report, sdnotify
 from failover.aws.clients import make_client
 from failover.aws.ec2 import Ec2Cloud, Permission
 from failover.clock import SystemClock
@@ -146,11 +146,17 @@ def move(
                     f"group {group.name}: move {record.move_id} ({record.source} -> {record.target}) "
                     f"was left unfinished at {report.when(record.started_at)}"
                 )
+            # Rerunning `move GROUP` after a crash means "finish that move", not "move again":
+            # picking a fresh target would bounce the resource off where it just landed.
             if dry_run:
                 click.echo("  it will be finished first (the journal replays it against AWS)")
+                target = target or pending[-1].target
             else:
-                for result in w.engine.resume(group):
+                results = w.engine.resume(group)
+                for result in results:
                     click.echo(f"  finished: {group.resource} is on {result.target}")
+                if target is None or target in {r.target for r in results}:
+                    return
         health = w.store.load_health(group.name)
         view = w.cloud.observe(group, with_status=True)
         chosen = target or manual_target(view, group, health)
@@ -166,7 +172,8 @@ def move(
             return
         facts = _facts(w.store, group, w.engine.clock.now())
         refusal = manual_refusal(group, health, facts, plan.target)
-        if refusal is not None and not force:
+        finishing = any(r.target == plan.target for r in pending)  # not a new move: no cooldown
+        if refusal is not None and not force and not finishing:
             raise RefusedError(group.name, group.resource, refusal)
         click.echo(report.plan_text(view, plan, group.resource))
         if dry_run:
@@ -212,7 +219,12 @@ def run(config_path: Path | None) -> None:
         logging.getLogger().setLevel(logging.INFO)
     with wired(settings) as w:
         monitor = Monitor(w.cloud, w.store, w.engine, w.engine.clock)
-        raise SystemExit(Daemon(settings, path, monitor).serve())
+        daemon = Daemon(
+            settings, path, monitor, on_tick=sdnotify.watchdog, on_first_pass=sdnotify.ready
+        )
+        code = daemon.serve()
+        sdnotify.stopping()
+        raise SystemExit(code)
 
 
 @cli.command()
@@ -266,6 +278,7 @@ def validate(offline: bool, create_table: bool, config_path: Path | None) -> Non
     clock = SystemClock()
     cloud = Ec2Cloud(make_client(settings.aws, "ec2"), make_client(settings.aws, "sts"), clock.now)
     problems: list[str] = []
+    notes: list[str] = []
     for group in settings.groups:
         try:
             view = cloud.observe(group, with_status=False)
@@ -275,11 +288,15 @@ def validate(offline: bool, create_table: bool, config_path: Path | None) -> Non
         problems += [
             f"group {group.name}: {group.resource}: {p}" for p in validation_problems(view, group)
         ]
+        permissions = _permissions(cloud, group, view)
         problems += [
-            f"group {group.name}: {p.action}: {p.detail}"
-            for p in _permissions(cloud, group, view)
-            if not p.permitted
+            f"group {group.name}: {p.action}: {p.detail}" for p in permissions if not p.permitted
         ]
+        notes += [
+            f"group {group.name}: {p.action}: {p.detail}" for p in permissions if not p.checked
+        ]
+    for line in notes:
+        click.echo(line)
     if problems:
         for line in problems:
             click.echo(line, err=True)

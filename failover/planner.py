@@ -183,6 +183,11 @@ def validation_problems(view: GroupView, group: Group) -> list[str]:
     for member in view.members:
         if not member.exists:
             problems.append(f"instance {member.instance_id} does not exist")
+        elif member.state in DEAD_STATES:
+            problems.append(
+                f"instance {member.instance_id} is {member.state}: it can never take the resource; "
+                "replace it in the group's members"
+            )
     az = group_az(view)
     for member in view.members:
         if member.exists and az and member.az != az:

@@ -59,7 +59,12 @@ class Sandbox:
         group.update(extra)
         return group
 
-    def config(self, *groups: dict[str, Any], defaults: dict[str, Any] | None = None, name: str = "config.yaml") -> Path:
+    def config(
+        self,
+        *groups: dict[str, Any],
+        defaults: dict[str, Any] | None = None,
+        name: str = "config.yaml",
+    ) -> Path:
         document = {
             "aws": {"region": REGION, "endpoint_url": self.url, "max_attempts": 8},
             "state": {"path": str(self.tmp_path / "state.db")},
@@ -93,7 +98,9 @@ class Sandbox:
 
 
 @pytest.fixture
-def sandbox(moto_server: SandboxServer, aws_env: None, tmp_path: Path) -> Iterator[Callable[..., Sandbox]]:
+def sandbox(
+    moto_server: SandboxServer, aws_env: None, tmp_path: Path
+) -> Iterator[Callable[..., Sandbox]]:
     """`sandbox(**layer_options)`: a fresh server state behind a new strict layer."""
     layers: list[StrictLayer] = []
 

@@ -18,7 +18,7 @@ import pytest
 
 import failover
 from failover.config import StateSettings
-from failover.errors import ConfigError
+from failover.errors import ConfigError, FailoverError
 from failover.ports import GroupState, MemberHealth, MoveRecord, StepRecord, Store
 from failover.store import open_store
 
@@ -227,6 +227,31 @@ def test_calls_from_many_threads_lose_nothing(store: Store) -> None:
     assert {h.successes for h in store.load_health("db").values()} == {24}
 
 
+def test_steps_and_finish_of_an_unknown_move_are_refused(store: Store) -> None:
+    with pytest.raises(KeyError, match="move nope is not journaled"):
+        store.record_step("nope", make_step(1))
+    with pytest.raises(KeyError, match="move nope is not journaled"):
+        store.finish_move("nope", "succeeded", 3.0)
+    assert store.history() == []
+
+
+def test_journaling_a_move_id_twice_is_refused_and_keeps_the_first(store: Store) -> None:
+    first = make_move("m1")
+    store.begin_move(first)
+    for again in (make_move("m1", reason="again"), make_move("m1", started_at=5.0)):
+        with pytest.raises(ValueError, match="move m1 is already journaled"):
+            store.begin_move(again)
+    assert store.open_moves() == [first]
+    assert store.history() == [first]
+
+
+def test_a_closed_store_refuses_calls_and_closes_twice(store: Store) -> None:
+    store.close()
+    store.close()
+    with pytest.raises(FailoverError, match="store is closed"):
+        store.open_moves()
+
+
 KILL_AFTER_STEP = """
 store.begin_move(MoveRecord(
     move_id="crash", group="db", mode="eni", resource="eni-1", source="i-0aa",
@@ -351,6 +376,13 @@ def test_a_bad_sqlite_path_is_a_config_error(
     assert raised.value.exit_code == 2
 
 
-def test_dynamodb_backend_is_not_available_yet() -> None:
-    with pytest.raises(ConfigError, match="dynamodb is not available yet"):
-        open_store(StateSettings(backend="dynamodb", table="failover"))
+@pytest.mark.usefixtures("dynamodb_env")
+def test_a_missing_dynamodb_table_is_a_config_error() -> None:
+    with pytest.raises(ConfigError) as raised:
+        open_store(StateSettings(backend="dynamodb", table="no-such-table"))
+
+    message = str(raised.value)
+    assert "no-such-table" in message
+    assert "failover validate --create-table" in message
+    assert "\n" not in message
+    assert raised.value.exit_code == 2

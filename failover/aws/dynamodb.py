@@ -1,0 +1,483 @@
+"""The DynamoDB adapter: the only module that calls DynamoDB. One table, plain values in and out.
+
+`DynamoTable` wraps a client and a table name: every read is strongly consistent, every
+conditional write answers True (written) or False (the condition said no) instead of
+raising, and every other error is translated once into failover's CloudError tree.
+Items cross this edge as plain Python values (str, int, float, bool, None, lists, dicts);
+numbers come back as `Decimal` (DynamoDB normalizes them, so 1.0 reads back as 1): callers
+convert with `float()` / `int()`. `create_table` is what `failover validate --create-table`
+runs; the key design of what goes in the table belongs to its users (failover/store/dynamodb.py,
+failover/lease.py).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, cast
+
+from botocore.exceptions import BotoCoreError, ClientError, WaiterError
+
+from failover.aws.errors import error_code, translate
+from failover.errors import (
+    CloudError,
+    ConfigError,
+    PermissionDeniedError,
+    TransientCloudError,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+PK = "pk"
+"""The partition key attribute (a string)."""
+
+SK = "sk"
+"""The sort key attribute (a string)."""
+
+EXPIRES = "expires"
+"""The table's DynamoDB TTL attribute (epoch seconds): set only on items that may vanish."""
+
+TRANSACTION_MAX_ITEMS = 100
+"""TransactWriteItems takes at most this many actions."""
+
+# Throttling and 5xx that botocore's retry mode did not absorb, and conflicts worth a retry.
+_TRANSIENT = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "ThrottlingException",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "TransactionConflictException",
+        "TransactionInProgressException",
+    }
+)
+_CONDITION_FAILED = "ConditionalCheckFailedException"
+# A transaction cancelled only because another write touched one of its items: retry it.
+_CONFLICT_RETRIES = 5
+_CONFLICT_BACKOFF_S = 0.02
+
+
+@dataclass(frozen=True)
+class Put:
+    """A PutItem inside a transaction, with an optional condition on the item it replaces."""
+
+    item: Mapping[str, Any]
+    condition: str | None = None
+
+
+@dataclass(frozen=True)
+class Update:
+    """An UpdateItem inside a transaction."""
+
+    pk: str
+    sk: str
+    expression: str
+    condition: str | None = None
+    names: Mapping[str, str] | None = None
+    values: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Delete:
+    """A DeleteItem inside a transaction."""
+
+    pk: str
+    sk: str
+
+
+Write = Put | Update | Delete
+"""One action of a transaction."""
+
+
+class DynamoTable:
+    """One DynamoDB table: consistent reads, conditional writes answered as bools.
+
+    Thread-safe as the boto3 client is. `sleep` paces the retries of transactions that
+    conflicted with another writer (injected so tests need not wait).
+    """
+
+    def __init__(
+        self,
+        client: DynamoDBClient,
+        name: str,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        """Wrap `client` for table `name`; no call is made until a method is used."""
+        self._client: Any = cast(Any, client)  # kwargs built dynamically; the stubs want literals
+        self.name = name
+        self._sleep = sleep
+
+    def verify(self) -> None:
+        """ConfigError unless the table exists with failover's key schema (DescribeTable)."""
+        try:
+            reply = self._client.describe_table(TableName=self.name)
+        except ClientError as exc:
+            if error_code(exc) == "ResourceNotFoundException":
+                raise ConfigError(
+                    f"state.table {self.name}: no such DynamoDB table; create it with "
+                    "`failover validate --create-table`"
+                ) from None
+            raise self._error(exc, "DescribeTable") from None
+        except BotoCoreError as exc:
+            raise self._error(exc, "DescribeTable") from None
+        _check_key_schema(self.name, reply["Table"])
+
+    def get(self, pk: str, sk: str) -> dict[str, Any] | None:
+        """The item at (pk, sk), read strongly consistent; None when there is none."""
+        reply = self._call(
+            "GetItem",
+            self._client.get_item,
+            TableName=self.name,
+            Key=_key(pk, sk),
+            ConsistentRead=True,
+        )
+        item = reply.get("Item")
+        return None if item is None else _from_item(item)
+
+    def put(
+        self,
+        item: Mapping[str, Any],
+        *,
+        condition: str | None = None,
+        names: Mapping[str, str] | None = None,
+        values: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """PutItem; False (nothing written) when `condition` does not hold."""
+        return self._conditional(
+            "PutItem",
+            self._client.put_item,
+            _expression_args(condition, names, values),
+            TableName=self.name,
+            Item=_to_item(item),
+        )
+
+    def update(
+        self,
+        pk: str,
+        sk: str,
+        expression: str,
+        *,
+        condition: str | None = None,
+        names: Mapping[str, str] | None = None,
+        values: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """UpdateItem with `expression` (atomic on the item); False when `condition` fails."""
+        return self._conditional(
+            "UpdateItem",
+            self._client.update_item,
+            _expression_args(condition, names, values),
+            TableName=self.name,
+            Key=_key(pk, sk),
+            UpdateExpression=expression,
+        )
+
+    def increment(
+        self,
+        pk: str,
+        sk: str,
+        attribute: str,
+        *,
+        condition: str | None = None,
+        values: Mapping[str, Any] | None = None,
+    ) -> int | None:
+        """Atomically add 1 to a number attribute (0 when absent); its new value, or None
+        when `condition` does not hold."""
+        try:
+            reply = self._client.update_item(
+                TableName=self.name,
+                Key=_key(pk, sk),
+                UpdateExpression="ADD #counter :one",
+                ReturnValues="UPDATED_NEW",
+                **_expression_args(
+                    condition, {"#counter": attribute}, {":one": 1, **(values or {})}
+                ),
+            )
+        except ClientError as exc:
+            if error_code(exc) == _CONDITION_FAILED:
+                return None
+            raise self._error(exc, "UpdateItem") from None
+        except BotoCoreError as exc:
+            raise self._error(exc, "UpdateItem") from None
+        return int(from_attribute(reply["Attributes"][attribute]))
+
+    def transact(self, writes: Sequence[Write]) -> bool:
+        """Apply all of `writes` or none (TransactWriteItems); False when a condition fails.
+
+        At most TRANSACTION_MAX_ITEMS. A cancellation caused only by a concurrent write to
+        the same items is retried a few times; it says nothing about the conditions.
+        """
+        if len(writes) > TRANSACTION_MAX_ITEMS:
+            raise ValueError(f"a transaction takes at most {TRANSACTION_MAX_ITEMS} items")
+        actions = [self._action(write) for write in writes]
+        for attempt in range(_CONFLICT_RETRIES + 1):
+            try:
+                self._client.transact_write_items(TransactItems=actions)
+            except ClientError as exc:
+                if error_code(exc) != "TransactionCanceledException":
+                    raise self._error(exc, "TransactWriteItems") from None
+                reasons = {
+                    str(r.get("Code", "None")) for r in exc.response.get("CancellationReasons", [])
+                }
+                if "ConditionalCheckFailed" in reasons:
+                    return False
+                if reasons <= {"None", "TransactionConflict"} and attempt < _CONFLICT_RETRIES:
+                    self._sleep(_CONFLICT_BACKOFF_S * 2**attempt * random.uniform(0.5, 1.5))
+                    continue
+                raise self._error(exc, "TransactWriteItems") from None
+            except BotoCoreError as exc:
+                raise self._error(exc, "TransactWriteItems") from None
+            return True
+        raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
+
+    def _action(self, write: Write) -> dict[str, Any]:
+        if isinstance(write, Put):
+            put = {"TableName": self.name, "Item": _to_item(write.item)}
+            return {"Put": {**put, **_expression_args(write.condition, None, None)}}
+        if isinstance(write, Update):
+            update = {
+                "TableName": self.name,
+                "Key": _key(write.pk, write.sk),
+                "UpdateExpression": write.expression,
+            }
+            args = _expression_args(write.condition, write.names, write.values)
+            return {"Update": {**update, **args}}
+        return {"Delete": {"TableName": self.name, "Key": _key(write.pk, write.sk)}}
+
+    def query(
+        self,
+        pk: str,
+        *,
+        prefix: str | None = None,
+        between: tuple[str, str] | None = None,
+        forward: bool = True,
+        page_size: int | None = None,
+        where: str | None = None,
+        names: Mapping[str, str] | None = None,
+        values: Mapping[str, Any] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Items of partition `pk` in sort-key order (strongly consistent), page after page.
+
+        `prefix` or `between` (inclusive) narrows the sort key; `where` filters after the
+        read; `page_size` caps the items each call reads (DynamoDB's Limit), for a caller
+        that may stop iterating early.
+        """
+        condition, key_values = "#pk = :pk", {":pk": pk}
+        if prefix is not None:
+            condition += " AND begins_with(#sk, :prefix)"
+            key_values[":prefix"] = prefix
+        elif between is not None:
+            condition += " AND #sk BETWEEN :low AND :high"
+            key_values.update({":low": between[0], ":high": between[1]})
+        args = _expression_args(
+            None, {"#pk": PK, "#sk": SK, **(names or {})}, {**key_values, **(values or {})}
+        )
+        if prefix is None and between is None and "#sk" not in (where or ""):
+            args["ExpressionAttributeNames"].pop("#sk")
+        if where is not None:
+            args["FilterExpression"] = where
+        if page_size is not None:
+            args["Limit"] = page_size
+        return self._pages(
+            "Query",
+            self._client.query,
+            TableName=self.name,
+            KeyConditionExpression=condition,
+            ScanIndexForward=forward,
+            ConsistentRead=True,
+            **args,
+        )
+
+    def scan(
+        self,
+        *,
+        where: str | None = None,
+        names: Mapping[str, str] | None = None,
+        values: Mapping[str, Any] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Every item of the table that passes `where` (strongly consistent), in no order."""
+        args = _expression_args(None, names, values)
+        if where is not None:
+            args["FilterExpression"] = where
+        return self._pages(
+            "Scan", self._client.scan, TableName=self.name, ConsistentRead=True, **args
+        )
+
+    def _pages(
+        self, action: str, method: Callable[..., Any], **kwargs: Any
+    ) -> Iterator[dict[str, Any]]:
+        while True:
+            reply = self._call(action, method, **kwargs)
+            for item in reply.get("Items", []):
+                yield _from_item(item)
+            last = reply.get("LastEvaluatedKey")
+            if not last:
+                return
+            kwargs["ExclusiveStartKey"] = last
+
+    def _conditional(
+        self, action: str, method: Callable[..., Any], args: dict[str, Any], **kwargs: Any
+    ) -> bool:
+        try:
+            method(**kwargs, **args)
+        except ClientError as exc:
+            if error_code(exc) == _CONDITION_FAILED:
+                return False
+            raise self._error(exc, action) from None
+        except BotoCoreError as exc:
+            raise self._error(exc, action) from None
+        return True
+
+    def _call(self, action: str, method: Callable[..., Any], **kwargs: Any) -> dict[str, Any]:
+        try:
+            return cast(dict[str, Any], method(**kwargs))
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error(exc, action) from None
+
+    def _error(self, exc: Exception, action: str) -> CloudError:
+        return translate_dynamodb(exc, action, self.name)
+
+
+def translate_dynamodb(exc: Exception, action: str, table: str) -> CloudError:
+    """`translate` for DynamoDB: its own throttling codes, and IAM advice naming dynamodb:*."""
+    resource = f"table {table}"
+    if isinstance(exc, ClientError) and error_code(exc) in _TRANSIENT:
+        message = str(exc.response.get("Error", {}).get("Message", "")) or str(exc)
+        return TransientCloudError(action, error_code(exc), message, resource)
+    error = translate(exc, action, resource)
+    if isinstance(error, PermissionDeniedError):
+        # PermissionDeniedError words its advice for EC2; say which DynamoDB action is missing.
+        error.args = (
+            f"missing IAM permission dynamodb:{action} on {resource} ({error.code}): "
+            "grant it to the orchestrator's role (see policies/)",
+        )
+    return error
+
+
+def create_table(client: DynamoDBClient, name: str, wait_s: float = 300.0) -> bool:
+    """Create failover's table (on-demand billing) unless it exists; True if this call made it.
+
+    Waits until the table is ACTIVE, then enables DynamoDB TTL on `expires` for a table it
+    made. An existing table with another key schema is a ConfigError (nothing is changed).
+    """
+    api: Any = cast(Any, client)
+    try:
+        api.create_table(
+            TableName=name,
+            KeySchema=[
+                {"AttributeName": PK, "KeyType": "HASH"},
+                {"AttributeName": SK, "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": PK, "AttributeType": "S"},
+                {"AttributeName": SK, "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        created = True
+    except ClientError as exc:
+        if error_code(exc) != "ResourceInUseException":
+            raise translate_dynamodb(exc, "CreateTable", name) from None
+        created = False
+    except BotoCoreError as exc:
+        raise translate_dynamodb(exc, "CreateTable", name) from None
+    delay = 2
+    try:
+        api.get_waiter("table_exists").wait(
+            TableName=name,
+            WaiterConfig={"Delay": delay, "MaxAttempts": max(1, math.ceil(wait_s / delay))},
+        )
+        table = api.describe_table(TableName=name)["Table"]
+        _check_key_schema(name, table)
+        if created:
+            api.update_time_to_live(
+                TableName=name,
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": EXPIRES},
+            )
+    except WaiterError as exc:
+        raise TransientCloudError(
+            "DescribeTable", "NotActive", f"table not ACTIVE after {wait_s:g}s: {exc}", name
+        ) from None
+    except (ClientError, BotoCoreError) as exc:
+        raise translate_dynamodb(exc, "CreateTable", name) from None
+    return created
+
+
+def _check_key_schema(name: str, table: Mapping[str, Any]) -> None:
+    keys = {k["AttributeName"]: k["KeyType"] for k in table.get("KeySchema", [])}
+    if keys != {PK: "HASH", SK: "RANGE"}:
+        raise ConfigError(
+            f"state.table {name}: key schema is {keys}, not failover's "
+            f"({PK} HASH, {SK} RANGE); point state.table at another table"
+        )
+
+
+def _key(pk: str, sk: str) -> dict[str, Any]:
+    return {PK: {"S": pk}, SK: {"S": sk}}
+
+
+def _expression_args(
+    condition: str | None,
+    names: Mapping[str, str] | None,
+    values: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    args: dict[str, Any] = {}
+    if condition is not None:
+        args["ConditionExpression"] = condition
+    if names:
+        args["ExpressionAttributeNames"] = dict(names)
+    if values:
+        args["ExpressionAttributeValues"] = {k: to_attribute(v) for k, v in values.items()}
+    return args
+
+
+def _to_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: to_attribute(value) for name, value in item.items()}
+
+
+def _from_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: from_attribute(value) for name, value in item.items()}
+
+
+def to_attribute(value: Any) -> dict[str, Any]:
+    """A plain Python value as a DynamoDB AttributeValue (floats exactly, as their repr)."""
+    if value is None:
+        return {"NULL": True}
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, str):
+        return {"S": value}
+    if isinstance(value, int):
+        return {"N": str(value)}
+    if isinstance(value, float | Decimal):
+        if not math.isfinite(value):
+            raise ValueError(f"DynamoDB cannot store {value!r}")
+        return {"N": repr(float(value)) if isinstance(value, float) else str(value)}
+    if isinstance(value, list | tuple):
+        return {"L": [to_attribute(v) for v in value]}
+    if isinstance(value, Mapping):
+        return {"M": {str(k): to_attribute(v) for k, v in value.items()}}
+    raise TypeError(f"cannot store a {type(value).__name__} in DynamoDB")
+
+
+def from_attribute(attribute: Mapping[str, Any]) -> Any:
+    """A DynamoDB AttributeValue as a plain Python value (numbers as Decimal)."""
+    ((kind, value),) = attribute.items()
+    if kind == "S":
+        return value
+    if kind == "N":
+        return Decimal(value)
+    if kind == "BOOL":
+        return bool(value)
+    if kind == "NULL":
+        return None
+    if kind == "L":
+        return [from_attribute(v) for v in value]
+    if kind == "M":
+        return {k: from_attribute(v) for k, v in value.items()}
+    raise TypeError(f"unsupported DynamoDB attribute type {kind}")

@@ -1,0 +1,455 @@
+"""DynamoStore: the Store port in one DynamoDB table, shared by several orchestrators.
+
+Key design (one table, on-demand billing, string keys `pk` HASH / `sk` RANGE, no index):
+
+    pk                   sk                                      item
+    group#<group>        move#<started_at>#<move_id>             a move: the MoveRecord's
+                                                                 fields and `step_count`
+    group#<group>        move#<started_at>#<move_id>#step#<n>    the move's n-th step event
+                                                                 (`step`: its fields as JSON)
+    group#<group>        health#<instance_id>                    MemberHealth of one member
+    group#<group>        state                                   GroupState
+    group#<group>        lease                                   the group's lease
+                                                                 (failover/lease.py)
+    moveid#<move_id>     moveid                                  pointer: the move's group
+                                                                 partition and sort key
+    open                 group#<group>|move#<started_at>#<id>    marker of an in-progress
+                                                                 move (the same two keys)
+    orchestrators        holder#<holder_id>                      an orchestrator's heartbeat
+                                                                 (failover/lease.py)
+
+`<started_at>` is the epoch seconds zero-padded to a fixed width (`%024.6f`) and `<n>` is
+zero-padded too, so within a group's partition the moves sort by start time, each followed
+by its steps in order: one Query returns moves with their steps, and `moves_since` is one
+key range. `expires` (epoch seconds) is the table's DynamoDB TTL attribute, set only on
+heartbeats.
+
+Everything the engine asks is about one group, so it reads one partition with strongly
+consistent Queries: `history(group)`, `moves_since`, `load_health`, `load_group_state`.
+There is no GSI, because a GSI is only eventually consistent and a safety rule (cooldown,
+flap limit, an unfinished journal) must not read stale data. Instead the `open` partition
+is an index kept by hand: `begin_move` writes a marker in the same transaction as the
+move, `finish_move` deletes it in the same transaction as it closes the move, so
+`open_moves` (with or without a group) Queries the markers, then each open move (a
+crash leaves few). `history()` without a group (an operator command, never the engine's
+path) Scans the table, strongly consistent, and sorts client-side; its cost grows with
+the table.
+
+Writes, each atomic:
+- `begin_move`: one TransactWriteItems puts the move, its pointer (both conditional on not
+  existing, so a move id is journaled at most once), its open marker and any steps it
+  carries.
+- `record_step`: an UpdateItem `ADD step_count 1` on the move (conditional on the move
+  existing) reserves the step's number n, then a PutItem writes the step at n. DynamoDB
+  applies updates to one item one at a time, so concurrent appends (threads or processes)
+  get distinct numbers, in the order they were applied: none is lost or reordered. A crash
+  between the two calls leaves an unused number, which readers skip. One item per step
+  (rather than a list in the move) keeps each write at 1 KB and a move unbounded.
+- `finish_move`: one TransactWriteItems: the conditional UpdateItem of the move and the
+  deletion of its open marker.
+- `save_health`: one PutItem for one member, else TransactWriteItems (100 members per
+  transaction: a group has a handful).
+- `save_group_state`: one PutItem.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from decimal import Decimal
+from types import TracebackType
+from typing import Any
+
+from failover.aws.dynamodb import PK, SK, TRANSACTION_MAX_ITEMS, Delete, DynamoTable, Put, Update
+from failover.errors import FailoverError
+from failover.ports import GroupState, MemberHealth, MoveRecord, StepRecord
+
+IN_PROGRESS = "in-progress"
+"""The outcome of a journaled move that has not finished."""
+
+MOVE_PREFIX = "move#"
+STEP_INFIX = "#step#"
+HEALTH_PREFIX = "health#"
+STATE_SK = "state"
+POINTER_SK = "moveid"
+OPEN_PK = "open"
+LEASE_SK = "lease"
+HOLDERS_PK = "orchestrators"
+HOLDER_PREFIX = "holder#"
+
+
+def group_pk(group: str) -> str:
+    """The partition key of everything about `group`."""
+    return f"group#{group}"
+
+
+def move_sk(started_at: float, move_id: str) -> str:
+    """The sort key of a move: start time first, so a partition lists moves oldest first."""
+    return f"{MOVE_PREFIX}{_time_key(started_at)}#{move_id}"
+
+
+def step_sk(move_key: str, number: int) -> str:
+    """The sort key of a move's `number`-th step: right after the move, in step order."""
+    return f"{move_key}{STEP_INFIX}{number:08d}"
+
+
+def _move_and_steps(move_key: str) -> tuple[str, str]:
+    """The sort-key range holding exactly one move and its steps."""
+    return (move_key, f"{move_key}{STEP_INFIX}~")
+
+
+def _time_key(seconds: float) -> str:
+    return f"{seconds:024.6f}"
+
+
+class DynamoStore:
+    """The Store port on one DynamoDB table: every write atomic, every read consistent."""
+
+    def __init__(self, table: DynamoTable) -> None:
+        """Use `table` (made by `create_table`); no call is made here."""
+        self._table = table
+        self._closed = False
+        self._pointers: dict[str, tuple[str, str]] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def table(self) -> str:
+        """The DynamoDB table this store reads and writes."""
+        return self._table.name
+
+    def _live(self, operation: str) -> DynamoTable:
+        if self._closed:
+            raise FailoverError(f"state table {self._table.name}: {operation}: store is closed")
+        return self._table
+
+    def begin_move(self, move: MoveRecord) -> None:
+        """Journal a move's intent and the steps it carries, in one transaction."""
+        table = self._live("begin_move")
+        pk, sk = group_pk(move.group), move_sk(move.started_at, move.move_id)
+        if len(move.steps) > TRANSACTION_MAX_ITEMS - 3:
+            raise ValueError(f"move {move.move_id}: too many steps to journal at once")
+        pointer = {PK: _pointer_pk(move.move_id), SK: POINTER_SK, "group_pk": pk, "move_sk": sk}
+        marker = [Put(_open_item(pk, sk))] if move.outcome == IN_PROGRESS else []
+        written = table.transact(
+            [
+                Put(_move_item(pk, sk, move), condition="attribute_not_exists(pk)"),
+                Put(pointer, condition="attribute_not_exists(pk)"),
+                *marker,
+                *(
+                    Put(_step_item(pk, sk, n, move.move_id, step))
+                    for n, step in enumerate(move.steps, start=1)
+                ),
+            ]
+        )
+        if not written:
+            raise ValueError(f"move {move.move_id} is already journaled")
+        with self._lock:
+            self._pointers[move.move_id] = (pk, sk)
+
+    def record_step(self, move_id: str, step: StepRecord) -> None:
+        """Append one step event to a journaled move: reserve its number, then write it."""
+        table = self._live("record_step")
+        pk, sk = self._resolve(table, move_id)
+        number = table.increment(pk, sk, "step_count", condition="attribute_exists(pk)")
+        if number is None:
+            raise KeyError(f"move {move_id} is not journaled")
+        table.put(_step_item(pk, sk, number, move_id, step))
+
+    def finish_move(
+        self,
+        move_id: str,
+        outcome: str,
+        finished_at: float,
+        detail: str = "",
+        target: str | None = None,
+    ) -> None:
+        """Close a journaled move with its outcome (and its final target, if it changed)."""
+        table = self._live("finish_move")
+        pk, sk = self._resolve(table, move_id)
+        expression = "SET outcome = :outcome, finished_at = :finished_at, detail = :detail"
+        values: dict[str, Any] = {
+            ":outcome": outcome,
+            ":finished_at": finished_at,
+            ":detail": detail,
+        }
+        if target is not None:
+            expression += ", #target = :target"
+            values[":target"] = target
+        close = Update(
+            pk,
+            sk,
+            expression,
+            condition="attribute_exists(pk)",
+            names={"#target": "target"} if target is not None else None,
+            values=values,
+        )
+        marker = _open_item(pk, sk)
+        if not table.transact([close, Delete(marker[PK], marker[SK])]):
+            raise KeyError(f"move {move_id} is not journaled")
+
+    def _resolve(self, table: DynamoTable, move_id: str) -> tuple[str, str]:
+        # The pointer never changes once written, so one read per move id is enough.
+        with self._lock:
+            known = self._pointers.get(move_id)
+        if known is not None:
+            return known
+        pointer = table.get(_pointer_pk(move_id), POINTER_SK)
+        if pointer is None:
+            raise KeyError(f"move {move_id} is not journaled")
+        key = (str(pointer["group_pk"]), str(pointer["move_sk"]))
+        with self._lock:
+            self._pointers[move_id] = key
+        return key
+
+    def open_moves(self, group: str | None = None) -> list[MoveRecord]:
+        """In-progress moves (what a crash left), oldest first, with their steps."""
+        table = self._live("open_moves")
+        prefix = None if group is None else _open_sk(group_pk(group), MOVE_PREFIX)
+        markers = table.query(OPEN_PK, prefix=prefix)
+        # Open moves are few: each one's move and steps are one more Query.
+        moves = (
+            _gather(table.query(str(m["group_pk"]), between=_move_and_steps(str(m["move_sk"]))))
+            for m in markers
+        )
+        return sorted((found[0] for found in moves if found), key=_started)
+
+    def history(self, group: str | None = None, limit: int = 100) -> list[MoveRecord]:
+        """Finished and open moves, newest first, at most `limit`, with their steps."""
+        table = self._live("history")
+        if limit <= 0:
+            return []
+        if group is None:
+            moves = _gather(self._scan_moves(table))
+            return sorted(moves, key=_started, reverse=True)[:limit]
+        # Newest first, each move's steps come before it: _gather stops at the limit, and
+        # small pages keep `history(group, 1)` (status) from reading a long past.
+        items = table.query(
+            group_pk(group), prefix=MOVE_PREFIX, forward=False, page_size=min(1000, 16 * limit)
+        )
+        return _gather(items, limit)
+
+    def moves_since(self, group: str, since: float) -> list[MoveRecord]:
+        """Moves of `group` started at or after `since`, oldest first, with their steps."""
+        # The padded key orders like the number, so the range holds every move at or after
+        # `since`; the exact comparison drops what rounding to microseconds let in.
+        low = MOVE_PREFIX + (_time_key(since) if since >= 0 else "")
+        items = self._live("moves_since").query(group_pk(group), between=(low, MOVE_PREFIX + "~"))
+        return [m for m in _gather(items) if m.started_at >= since]
+
+    def _scan_moves(
+        self, table: DynamoTable, where: str | None = None, values: Mapping[str, Any] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        condition = "begins_with(pk, :group) AND begins_with(sk, :move)"
+        if where is not None:
+            condition += f" AND {where}"
+        return table.scan(
+            where=condition,
+            values={":group": group_pk(""), ":move": MOVE_PREFIX, **(values or {})},
+        )
+
+    def load_health(self, group: str) -> dict[str, MemberHealth]:
+        """Probe counters of a group's members, by instance id (one consistent Query)."""
+        items = self._live("load_health").query(group_pk(group), prefix=HEALTH_PREFIX)
+        members = (_health_from_item(item) for item in items)
+        return {m.instance_id: m for m in members}
+
+    def save_health(self, group: str, members: Sequence[MemberHealth]) -> None:
+        """Replace the given members' counters all at once; other members are untouched."""
+        table = self._live("save_health")
+        items = [_health_item(group, m) for m in members]
+        if len(items) == 1:
+            table.put(items[0])
+            return
+        for chunk in _chunks(items, TRANSACTION_MAX_ITEMS):
+            table.transact([Put(item) for item in chunk])
+
+    def load_group_state(self, group: str) -> GroupState:
+        """The group's remembered state; `GroupState(group=group)` when never saved."""
+        item = self._live("load_group_state").get(group_pk(group), STATE_SK)
+        if item is None:
+            return GroupState(group=group)
+        return GroupState(
+            group=group,
+            held=bool(item["held"]),
+            held_reason=str(item["held_reason"]),
+            status=str(item["status"]),
+            updated_at=float(item["updated_at"]),
+        )
+
+    def save_group_state(self, state: GroupState) -> None:
+        """Replace the group's state (one PutItem)."""
+        self._live("save_group_state").put(
+            {
+                PK: group_pk(state.group),
+                SK: STATE_SK,
+                "group": state.group,
+                "held": state.held,
+                "held_reason": state.held_reason,
+                "status": state.status,
+                "updated_at": state.updated_at,
+            }
+        )
+
+    def close(self) -> None:
+        """Stop using the table; idempotent. Later calls raise FailoverError."""
+        self._closed = True
+
+    def __enter__(self) -> DynamoStore:
+        """Use as a context manager that closes the store on exit."""
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Close the store."""
+        self.close()
+
+
+def _open_sk(pk: str, sk: str) -> str:
+    return f"{pk}|{sk}"
+
+
+def _open_item(pk: str, sk: str) -> dict[str, Any]:
+    return {PK: OPEN_PK, SK: _open_sk(pk, sk), "group_pk": pk, "move_sk": sk}
+
+
+def _pointer_pk(move_id: str) -> str:
+    return f"moveid#{move_id}"
+
+
+def _started(move: MoveRecord) -> tuple[float, str]:
+    return (move.started_at, move.move_id)
+
+
+def _chunks(items: Sequence[dict[str, Any]], size: int) -> Iterable[Sequence[dict[str, Any]]]:
+    return (items[i : i + size] for i in range(0, len(items), size))
+
+
+def _gather(items: Iterable[Mapping[str, Any]], limit: int | None = None) -> list[MoveRecord]:
+    """Moves with their steps from move and step items (in key order, either direction).
+
+    With `limit`, stops before the first item of the (limit + 1)-th move.
+    """
+    order: list[tuple[str, str]] = []
+    moves: dict[tuple[str, str], Mapping[str, Any]] = {}
+    steps: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    for item in items:
+        sk = str(item[SK])
+        key = (str(item[PK]), sk.partition(STEP_INFIX)[0])
+        if key not in steps:
+            if limit is not None and len(order) >= limit:
+                break
+            order.append(key)
+            steps[key] = []
+        if STEP_INFIX in sk:
+            steps[key].append(item)
+        else:
+            moves[key] = item
+    # Steps never exist without their move (it is written first); skip any rather than fail.
+    return [_move_from_item(moves[key], steps[key]) for key in order if key in moves]
+
+
+def _move_item(pk: str, sk: str, move: MoveRecord) -> dict[str, Any]:
+    return {
+        PK: pk,
+        SK: sk,
+        "move_id": move.move_id,
+        "group": move.group,
+        "mode": move.mode,
+        "resource": move.resource,
+        "source": move.source,
+        "target": move.target,
+        "caller": move.caller,
+        "reason": move.reason,
+        "started_at": move.started_at,
+        "outcome": move.outcome,
+        "finished_at": move.finished_at,
+        "forced": move.forced,
+        "token": move.token,
+        "detail": move.detail,
+        "step_count": len(move.steps),
+    }
+
+
+def _step_item(pk: str, sk: str, number: int, move_id: str, step: StepRecord) -> dict[str, Any]:
+    # A step is only ever read with its move, never queried by field: one JSON attribute
+    # keeps the item small (floats exactly, as JSON writes their repr).
+    event = {
+        "kind": step.kind,
+        "description": step.description,
+        "phase": step.phase,
+        "at": step.at,
+        "elapsed_s": step.elapsed_s,
+        "detail": step.detail,
+    }
+    return {PK: pk, SK: step_sk(sk, number), "step": json.dumps(event, separators=(",", ":"))}
+
+
+def _step_from_item(item: Mapping[str, Any]) -> tuple[int, StepRecord]:
+    number = int(str(item[SK]).rpartition(STEP_INFIX)[2])
+    event = json.loads(str(item["step"]))
+    return number, StepRecord(
+        kind=str(event["kind"]),
+        description=str(event["description"]),
+        phase=str(event["phase"]),
+        at=float(event["at"]),
+        elapsed_s=float(event["elapsed_s"]),
+        detail=str(event["detail"]),
+    )
+
+
+def _number(numbered: tuple[int, StepRecord]) -> int:
+    return numbered[0]
+
+
+def _optional_float(value: Decimal | None) -> float | None:
+    return None if value is None else float(value)
+
+
+def _move_from_item(item: Mapping[str, Any], steps: Iterable[Mapping[str, Any]]) -> MoveRecord:
+    token = item.get("token")
+    return MoveRecord(
+        move_id=str(item["move_id"]),
+        group=str(item["group"]),
+        mode=str(item["mode"]),
+        resource=str(item["resource"]),
+        source=None if item.get("source") is None else str(item["source"]),
+        target=str(item["target"]),
+        caller=str(item["caller"]),
+        reason=str(item["reason"]),
+        started_at=float(item["started_at"]),
+        outcome=str(item["outcome"]),
+        finished_at=_optional_float(item.get("finished_at")),
+        forced=bool(item["forced"]),
+        token=None if token is None else int(token),
+        steps=tuple(step for _, step in sorted(map(_step_from_item, steps), key=_number)),
+        detail=str(item["detail"]),
+    )
+
+
+def _health_item(group: str, member: MemberHealth) -> dict[str, Any]:
+    return {
+        PK: group_pk(group),
+        SK: HEALTH_PREFIX + member.instance_id,
+        "instance_id": member.instance_id,
+        "healthy": member.healthy,
+        "successes": member.successes,
+        "failures": member.failures,
+        "reason": member.reason,
+        "changed_at": member.changed_at,
+    }
+
+
+def _health_from_item(item: Mapping[str, Any]) -> MemberHealth:
+    return MemberHealth(
+        instance_id=str(item["instance_id"]),
+        healthy=bool(item["healthy"]),
+        successes=int(item["successes"]),
+        failures=int(item["failures"]),
+        reason=str(item["reason"]),
+        changed_at=float(item["changed_at"]),
+    )

@@ -1,0 +1,151 @@
+"""Fixtures for the Lease contract suite: several orchestrators per backend on one fake clock.
+
+`rig.lease(name)` is one orchestrator's lease; all of a rig's leases share one backing table
+and one FakeClock, so TTLs pass by `rig.clock.advance(...)`, never by sleeping.
+`rig.cut(lease)` makes every later call of that lease to its table fail as a network
+error would (for DynamoDB: a client whose calls raise botocore's EndpointConnectionError).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from botocore.exceptions import EndpointConnectionError
+
+from failover.aws.dynamodb import DynamoTable
+from failover.errors import TransientCloudError
+from failover.lease import DynamoLease, FakeLease, LeaseRecord, MemoryLeaseTable, TableLease
+
+from ..store.moto_dynamodb import fresh_table, in_process_dynamodb
+
+TTL_S = 15.0
+
+
+class FakeClock:
+    """Wall and monotonic time that move only when told; `sleep` advances both."""
+
+    def __init__(self) -> None:
+        self.wall = 1_800_000_000.0
+        self.mono = 1_000.0
+
+    def now(self) -> float:
+        return self.wall
+
+    def monotonic(self) -> float:
+        return self.mono
+
+    def sleep(self, seconds: float) -> None:
+        self.advance(seconds)
+
+    def advance(self, seconds: float) -> None:
+        self.wall += seconds
+        self.mono += seconds
+
+
+@dataclass
+class Switch:
+    """Whether one orchestrator's link to the table is cut."""
+
+    cut: bool = False
+
+
+class CuttableTable:
+    """A MemoryLeaseTable as one orchestrator reaches it: every call fails once cut."""
+
+    def __init__(self, table: MemoryLeaseTable, switch: Switch) -> None:
+        self._table, self._switch = table, switch
+
+    def _reach(self, action: str) -> MemoryLeaseTable:
+        if self._switch.cut:
+            raise TransientCloudError(action, "NetworkError", "link cut by the test")
+        return self._table
+
+    def read(self, group: str) -> LeaseRecord | None:
+        return self._reach("read").read(group)
+
+    def create(self, record: LeaseRecord) -> bool:
+        return self._reach("create").create(record)
+
+    def replace(self, record: LeaseRecord, rvn: str) -> bool:
+        return self._reach("replace").replace(record, rvn)
+
+    def refresh(self, record: LeaseRecord, holder: str, token: int) -> bool:
+        return self._reach("refresh").refresh(record, holder, token)
+
+    def beat(self, holder: str, rvn: str, at: float) -> None:
+        self._reach("beat").beat(holder, rvn, at)
+
+    def beats(self) -> dict[str, str]:
+        return self._reach("beats").beats()
+
+
+class CuttableClient:
+    """A boto3 client whose every call raises a connection error once cut."""
+
+    def __init__(self, client: Any, switch: Switch) -> None:
+        self._client, self._switch = client, switch
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if not callable(attribute):
+            return attribute
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if self._switch.cut:
+                raise EndpointConnectionError(
+                    endpoint_url="https://dynamodb.us-east-1.amazonaws.com"
+                )
+            return attribute(*args, **kwargs)
+
+        return call
+
+
+@dataclass
+class Rig:
+    """Orchestrators on one backend and one clock; `groups` is how many the fair-share test spreads."""
+
+    clock: FakeClock
+    groups: int
+    _make: Callable[[str, Switch], TableLease]
+    _switches: dict[str, Switch] = field(default_factory=dict)
+
+    def lease(self, name: str, **options: Any) -> TableLease:
+        switch = self._switches.setdefault(name, Switch())
+        return self._make(name, switch, **options)
+
+    def cut(self, lease: TableLease) -> None:
+        self._switches[lease.holder_id].cut = True
+
+
+@pytest.fixture(scope="module")
+def moto_client() -> Iterator[Any]:
+    """A DynamoDB client on in-process moto (mock_aws), for this module's tests."""
+    with in_process_dynamodb() as client:
+        yield client
+
+
+@pytest.fixture(params=["fake", "dynamodb"])
+def rig(request: pytest.FixtureRequest) -> Rig:
+    """Each Lease backend, empty, with a fresh FakeClock."""
+    clock = FakeClock()
+    if request.param == "fake":
+        table = MemoryLeaseTable()
+
+        def make_fake(name: str, switch: Switch, **options: Any) -> TableLease:
+            return FakeLease(CuttableTable(table, switch), clock, name, **options)
+
+        return Rig(clock, 5_000, make_fake)
+    if request.param == "dynamodb":
+        client = request.getfixturevalue("moto_client")
+        name = fresh_table(client)
+
+        def make_dynamo(holder: str, switch: Switch, **options: Any) -> TableLease:
+            cuttable = CuttableClient(client, switch)
+            return DynamoLease(DynamoTable(cuttable, name), clock, holder, **options)
+
+        # moto answers a few hundred calls a second: spread fewer groups than the fake.
+        return Rig(clock, 30, make_dynamo)
+    raise AssertionError(f"no rig for backend {request.param}")
