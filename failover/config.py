@@ -12,35 +12,36 @@ from __future__ import annotations
 import ipaddress
 import os
 from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     ValidationError,
     field_validator,
     model_validator,
 )
 
-from failover.durations import format_duration, parse_duration
+from failover.config_base import (
+    AllocationId,
+    Count,
+    Duration,
+    EniId,
+    Failback,
+    GroupName,
+    InstanceId,
+    MovesPerHour,
+    Port,
+    _Problems,
+    _Strict,
+)
+from failover.config_ops import AfterMove, MetricsSettings, NotifySettings
+from failover.durations import format_duration
 from failover.errors import ConfigError
 from failover.model import Mode
-
-Duration = Annotated[float, BeforeValidator(parse_duration)]
-InstanceId = Annotated[str, Field(pattern=r"^i-(?:[0-9a-f]{8}|[0-9a-f]{17})$")]
-EniId = Annotated[str, Field(pattern=r"^eni-(?:[0-9a-f]{8}|[0-9a-f]{17})$")]
-AllocationId = Annotated[str, Field(pattern=r"^eipalloc-(?:[0-9a-f]{8}|[0-9a-f]{17})$")]
-GroupName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
-# strict: YAML reads `yes` as True and pydantic would otherwise take it for 1.
-Port = Annotated[int, Field(ge=1, le=65535, strict=True)]
-Count = Annotated[int, Field(ge=1, le=100, strict=True)]
-MovesPerHour = Annotated[int, Field(ge=1, le=1000, strict=True)]
-Failback = Literal["manual", "auto"]
 
 _ID_HINTS = {
     "^i-": "an instance id (i- and 8 or 17 hex digits)",
@@ -48,24 +49,9 @@ _ID_HINTS = {
     "^eipalloc-": "an Elastic IP allocation id (eipalloc- and 8 or 17 hex digits)",
     "^[A-Za-z0-9]": "a group name (letters, digits, '_', '.', '-'; at most 63)",
     "^/": "a URL path starting with /",
+    "^arn:": "an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)",
 }
 _CHECK_TYPES = "ec2, tcp, http or command"
-
-
-class _Problems(ValueError):
-    """Problems found by a model validator, each at a key relative to the model's location.
-
-    pydantic can only place a validator's error at the model itself; carrying the keys
-    lets the message point at `groups[0].eni` rather than at `groups[0]`.
-    """
-
-    def __init__(self, problems: Sequence[tuple[str, str]]) -> None:
-        self.problems = tuple(problems)
-        super().__init__("; ".join(f"{key}: {text}" for key, text in self.problems))
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
 class AwsSettings(_Strict):
@@ -239,6 +225,7 @@ class _GroupFile(_Overrides):
     eip: AllocationId | None = None
     members: tuple[Annotated[Member, BeforeValidator(_member_shorthand)], ...]
     checks: tuple[Check, ...] = (Ec2Check(type="ec2"),)
+    after_move: AfterMove | None = None
 
     @field_validator("ip")
     @classmethod
@@ -316,6 +303,8 @@ class _GroupFile(_Overrides):
 class _ConfigFile(_Strict):
     aws: AwsSettings = AwsSettings()
     state: StateSettings = StateSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    notify: NotifySettings = NotifySettings()
     defaults: _Overrides = _Overrides()
     groups: tuple[_GroupFile, ...]
 
@@ -365,6 +354,7 @@ class Group:
     device_index: int = 1
     ip: str | None = None
     eip: str | None = None
+    after_move: AfterMove | None = None
 
     @property
     def resource(self) -> str:
@@ -388,6 +378,8 @@ class Settings:
     defaults: Policy
     groups: tuple[Group, ...]
     source: str = "config.yaml"
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    notify: NotifySettings = field(default_factory=NotifySettings)
 
     def group(self, name: str) -> Group:
         for group in self.groups:
@@ -532,12 +524,19 @@ def parse(data: object, source: str = "config.yaml") -> Settings:
                 device_index=g.device_index or 1,
                 ip=g.ip,
                 eip=g.eip,
+                after_move=g.after_move,
             )
         )
     if problems:
         raise _fail(source, problems)
     return Settings(
-        aws=raw.aws, state=raw.state, defaults=defaults, groups=tuple(groups), source=source
+        aws=raw.aws,
+        state=raw.state,
+        defaults=defaults,
+        groups=tuple(groups),
+        source=source,
+        metrics=raw.metrics,
+        notify=raw.notify,
     )
 
 

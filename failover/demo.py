@@ -126,6 +126,7 @@ def run_demo(timeout_s: float = 50.0) -> int:
                 {
                     "aws": {"region": "us-east-1", "endpoint_url": url},
                     "state": {"path": str(Path(tmp) / "state.db")},
+                    "metrics": {"listen": "127.0.0.1:0"},
                     "defaults": {
                         "interval": f"{int(INTERVAL_S * 1000)}ms",
                         "timeout": f"{int(TIMEOUT_S * 1000)}ms",

@@ -9,7 +9,6 @@ the config: groups, their members and their check names, never move ids or reaso
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import socket
 import threading
@@ -21,6 +20,8 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import choose_encoder
 
+from failover.config_ops import DEFAULT_LISTEN, parse_listen
+
 if TYPE_CHECKING:
     from failover.config import Group
     from failover.monitor import GroupOutcome
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEFAULT_LISTEN = "127.0.0.1:9105"
 MOVE_OUTCOMES = ("succeeded", "failed", "refused")
 
 # Probes answer within their timeout (1 s by default); moves take seconds to a minute.
@@ -185,26 +185,6 @@ def healthz_max_age(groups: Sequence[Group]) -> float:
     interval_s = max(g.policy.interval_s for g in groups)
     move_s = max(g.policy.move_timeout_s for g in groups)
     return 3 * interval_s + move_s
-
-
-def parse_listen(listen: str) -> tuple[str, int]:
-    """`host:port`, `[v6]:port` or `:port` (loopback) -> (host, port); ValueError if malformed."""
-    host, sep, port_text = listen.rpartition(":")
-    if not sep or not port_text.isdigit():
-        raise ValueError(f"{listen!r} is not host:port (for example {DEFAULT_LISTEN})")
-    port = int(port_text)
-    if port > 65535:
-        raise ValueError(f"{listen!r}: port {port} is out of range")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    if not host:
-        return "127.0.0.1", port
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        if host != "localhost":
-            raise ValueError(f"{listen!r}: {host!r} is not an IP address (or localhost)") from None
-    return host, port
 
 
 class _Server(ThreadingHTTPServer):

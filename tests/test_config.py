@@ -239,7 +239,7 @@ def _secondary_ip(**extra: object) -> Mutation:
 
 # (id, mutation of _valid(), where the message must point, what it must say)
 BAD: list[tuple[str, Mutation, str, str]] = [
-    ("unknown-top-level-key", _set("metrics", {"port": 9100}), "metrics: ", "unknown key"),
+    ("unknown-top-level-key", _set("metric", {"port": 9100}), "metric: ", "unknown key"),
     ("unknown-group-key", _set("groups.0.enis", ENI), "groups[0].enis: ", "unknown key"),
     ("unknown-defaults-key", _set("defaults.intervall", "2s"), "defaults.intervall", "unknown"),
     ("unknown-aws-key", _set("aws.regoin", "x"), "aws.regoin: ", "unknown key"),

@@ -68,6 +68,8 @@ class Sandbox:
         document = {
             "aws": {"region": REGION, "endpoint_url": self.url, "max_attempts": 8},
             "state": {"path": str(self.tmp_path / "state.db")},
+            # Several daemons may run at once in the tests: let the OS pick the metrics port.
+            "metrics": {"listen": "127.0.0.1:0"},
             "defaults": {"move_timeout": "30s", "detach_timeout": "5s", **(defaults or {})},
             "groups": list(groups),
         }

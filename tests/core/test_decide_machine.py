@@ -31,10 +31,19 @@ HOUR = 3600.0
 STATES = ("running", "running", "stopped", "stopping", "pending", "terminated")
 
 members_st = st.sampled_from([A, B, C, D])
+# One draw per pass (drawing dominates the run time): 0-1 our own network blacks out,
+# 2-9 one member's probe flakes, anything else is a clean pass.
+BLACKOUT = 1
+passes_st = st.lists(st.integers(0, 29), min_size=1, max_size=3)
+Passes = list[int]
 
 
 class DecideMachine(RuleBasedStateMachine):
-    """One ENI-mode group: A, B, C in us-east-1a and, when drawn, D in us-east-1b."""
+    """One ENI-mode group: A, B, C in us-east-1a and, when drawn, D in us-east-1b.
+
+    The simulated AWS is the ENI's owner and each member's EC2 state; a move is applied
+    at once (the engine's steps are tested elsewhere) and its time kept in `move_times`.
+    """
 
     def __init__(self) -> None:
         super().__init__()
@@ -43,35 +52,43 @@ class DecideMachine(RuleBasedStateMachine):
         self.owned_moves: list[float] = []  # moves decided while someone owned the ENI
         self.held = False
         self.moves = 0
+        self.racing: tuple[str, str] | None = None  # an EC2 change landing mid-pass
 
     @initialize(
-        cross_az=st.booleans(),
+        cross_az_at=st.one_of(st.none(), st.integers(0, 3)),
         fall=st.integers(1, 4),
         rise=st.integers(1, 3),
-        interval=st.sampled_from([1.0, 5.0, 30.0, 120.0]),
-        cooldown=st.sampled_from([1.0, 10.0, 60.0, 300.0]),
+        interval=st.sampled_from([1.0, 10.0, 60.0, 300.0]),
+        cooldown_passes=st.sampled_from([1, 3, 10]),
         max_moves=st.integers(1, 4),
         failback=st.sampled_from(["manual", "auto"]),
-        owner=st.sampled_from([A, B, None]),
+        owner=st.sampled_from([A, B, C, None]),
+        history=st.lists(st.integers(1, 40), max_size=4, unique=True),
+        warmup=st.lists(st.lists(st.booleans(), max_size=6), min_size=4, max_size=4),
     )
     def setup(
         self,
-        cross_az: bool,
+        cross_az_at: int | None,
         fall: int,
         rise: int,
         interval: float,
-        cooldown: float,
+        cooldown_passes: int,
         max_moves: int,
         failback: str,
         owner: str | None,
+        history: list[int],
+        warmup: list[list[bool]],
     ) -> None:
-        ids = (A, B, C, D) if cross_az else (A, B, C)
+        # D, in another AZ, sits anywhere in the preference order (a misconfiguration).
+        ids = (A, B, C)
+        if cross_az_at is not None:
+            ids = (*ids[:cross_az_at], D, *ids[cross_az_at:])
         self.policy = Policy(
             interval_s=interval,
             timeout_s=min(1.0, interval),
             fall=fall,
             rise=rise,
-            cooldown_s=cooldown,
+            cooldown_s=interval * cooldown_passes,
             max_moves_per_hour=max_moves,
             failback=failback,  # type: ignore[arg-type]
         )
@@ -85,9 +102,19 @@ class DecideMachine(RuleBasedStateMachine):
         )
         self.az = {i: ("us-east-1b" if i == D else AZ) for i in ids}
         self.state = dict.fromkeys(ids, "running")
-        self.alive = dict.fromkeys(ids, True)  # the service behind the probe answers
+        self.service_mode = dict.fromkeys(ids, "up")  # up | down | flapping
+        # Counters the store remembers from earlier passes (a cron check starts from them):
+        # folded from a drawn probe history, so only reachable counters appear.
         self.health = {i: MemberHealth(i) for i in ids}
+        for i, results in zip(ids, warmup, strict=False):
+            for n, ok in enumerate(results):
+                at = self.now - (len(results) - n) * interval
+                self.health[i] = update_health(self.health[i], ok, "earlier", at, self.policy)
         self.owner = owner
+        # Moves the store remembers from before this run (passes ago), within the hour's limit.
+        recent = [self.now - ago * interval for ago in history]
+        self.move_times = sorted(t for t in recent if self.now - t < HOUR)[-max_moves:]
+        self.owned_moves = list(self.move_times)
 
     # --- the simulated world -----------------------------------------------------------
 
@@ -101,51 +128,86 @@ class DecideMachine(RuleBasedStateMachine):
         eni = Eni(ENI, AZ, "in-use" if att else "available", att)
         return GroupView("db", Mode.ENI, tuple(members), eni=eni, observed_at=self.now)
 
-    @rule(member=members_st, alive=st.booleans())
-    def service(self, member: str, alive: bool) -> None:
-        """The service on a member dies or comes back (its probes follow)."""
-        if member in self.alive:
-            self.alive[member] = alive
+    # Every rule runs a few passes after its event: hypothesis enables a random subset of
+    # rules per example (swarm testing), and time must run for anything to fall or rise.
 
-    @rule(member=members_st, state=st.sampled_from(STATES))
-    def ec2_state(self, member: str, state: str) -> None:
-        """EC2 changes a member's state; terminated is for ever and drops the ENI."""
-        if member not in self.state or self.state[member] == "terminated":
-            return
-        self.state[member] = state
-        if state == "terminated" and self.owner == member:
-            self.owner = None  # DeleteOnTermination off: the ENI survives, detached
+    @rule(passes=passes_st)
+    def ticks(self, passes: Passes) -> None:
+        """Nothing changes but time and flaky probes."""
+        self.run(passes)
 
-    @rule()
-    def operator_clears_hold(self) -> None:
-        """`failover move --force` or an operator lifts the hold."""
-        self.held = False
+    @rule(member=members_st, mode=st.sampled_from(["up", "down", "flapping"]), passes=passes_st)
+    def service(self, member: str, mode: str, passes: Passes) -> None:
+        """The service on a member dies, comes back, or flaps: fails every other probe,
+        which hysteresis alone would keep counting as healthy."""
+        if member in self.service_mode:
+            self.service_mode[member] = mode
+        self.run(passes)
 
     @rule(
-        flaky=st.lists(st.integers(0, 9), min_size=4, max_size=4),
-        blackout=st.integers(0, 9).map(lambda n: n == 0),
+        member=members_st,
+        state=st.sampled_from(STATES),
+        racing=st.booleans(),
+        passes=passes_st,
     )
-    def tick(self, flaky: list[int], blackout: bool) -> None:
-        """One pass: probe every member, fold, decide, apply the move."""
+    def ec2_state(self, member: str, state: str, racing: bool, passes: Passes) -> None:
+        """EC2 changes a member's state, before the next pass or (racing) between its
+        probes and its observe: a member may pass its probe and then be seen stopped."""
+        if racing:
+            self.racing = (member, state)
+        else:
+            self.set_state(member, state)
+        self.run(passes)
+
+    def set_state(self, member: str, state: str) -> None:
+        """Terminated is for ever, and drops the ENI (DeleteOnTermination off: it survives)."""
+        if member in self.state and self.state[member] != "terminated":
+            self.state[member] = state
+            if state == "terminated" and self.owner == member:
+                self.owner = None
+
+    @rule(held=st.integers(0, 3).map(lambda n: n == 0), passes=passes_st)
+    def operator(self, held: bool, passes: Passes) -> None:
+        """An operator holds the group, or lifts the hold (`failover move --force`)."""
+        self.held = held
+        self.run(passes)
+
+    def run(self, passes: Passes) -> None:
+        for noise in passes:
+            self.tick(noise)
+
+    def tick(self, noise: int) -> None:
+        """One pass: probe every member, fold, decide, check, apply the move."""
         ids = self.group.instance_ids
         # A probe passes when EC2 says running and the service answers, but for a rare
         # flake; a blackout is our own network failing every probe of the pass.
-        results = {
-            i: not blackout and self.state[i] == "running" and self.alive[i] and flaky[n] != 0
-            for n, i in enumerate(ids)
-        }
+        blackout = noise <= BLACKOUT
+        member = (noise - 2) // 2  # 2-9: that member's probe flakes
+        flaky = ids[member] if 0 <= member < len(ids) else None
         self.now += self.policy.interval_s
+        odd = round(self.now / self.policy.interval_s) % 2 == 1
+        answers = {"up": True, "down": False, "flapping": odd}
+        results = {
+            i: not blackout
+            and self.state[i] == "running"
+            and answers[self.service_mode[i]]
+            and i != flaky
+            for i in ids
+        }
         self.health = {
             i: update_health(self.health[i], ok, "ok" if ok else "failed", self.now, self.policy)
             for i, ok in results.items()
         }
         suspect = network_suspect(list(results.values()))
+        if self.racing is not None:
+            self.set_state(*self.racing)
+            self.racing = None
         v = self.view()
         facts = Facts(
             now=self.now,
             move_times=tuple(self.move_times),
             held=self.held,
-            held_reason="flap limit" if self.held else "",
+            held_reason="held in the simulation" if self.held else "",
             network_suspect=suspect,
         )
         d = decide(v, self.group, self.health, facts)
@@ -189,6 +251,8 @@ class DecideMachine(RuleBasedStateMachine):
         # Never while held or while our own network is suspect.
         assert not facts.held, d
         assert not facts.network_suspect, d
+        if d.source_failed:  # a failover picks the highest-preference eligible member
+            assert target == self.eligible(active)[0], d
         if active is None:
             return  # rule 2: an unowned ENI moves at once, cooldown and flap limit or not
         # Never within cooldown of the last move, never past the flap limit.
@@ -218,7 +282,13 @@ class DecideMachine(RuleBasedStateMachine):
                 return
             if len(recent) >= self.policy.max_moves_per_hour:
                 return
-        eligible = [
+        assert not self.eligible(active), d
+        assert d.action == "degraded", d
+
+    def eligible(self, active: str | None) -> list[str]:
+        """The failover targets, worked out here rather than by the planner: in preference
+        order, every other member that is running, in the AZ, and healthy by its counters."""
+        return [
             i
             for i in self.group.instance_ids
             if i != active
@@ -227,8 +297,6 @@ class DecideMachine(RuleBasedStateMachine):
             and self.health[i].healthy
             and self.health[i].failures < self.policy.fall
         ]
-        assert not eligible, (d, eligible)
-        assert d.action == "degraded", d
 
     @invariant()
     def flap_limit_holds_in_every_hour(self) -> None:

@@ -7,85 +7,13 @@ the models from failover.config instead.
 
 from __future__ import annotations
 
-from typing import Literal
-
 import pytest
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import ValidationError
 
-from failover.config import Duration, _Problems, _Strict
+from failover.config_base import _Strict
+from failover.config_ops import AfterMove, AlertEvent, MetricsSettings, NotifySettings
 from failover.hooks import HookResult, run_after_move
-from failover.metrics import DEFAULT_LISTEN, parse_listen
 from failover.notify import EVENTS
-
-# --- PASTE into failover/config.py (imports: from failover.metrics import DEFAULT_LISTEN,
-# --- parse_listen; from failover.notify import EVENTS) ---------------------------------
-
-AlertEvent = Literal[
-    "move-started",
-    "move-finished",
-    "move-failed",
-    "move-refused",
-    "degraded",
-    "held",
-    "suspect",
-    "after-move-failed",
-]
-
-
-class MetricsSettings(_Strict):
-    """The daemon's /metrics and /healthz endpoint; loopback unless the operator says otherwise."""
-
-    enabled: bool = Field(default=True, strict=True)
-    listen: str = DEFAULT_LISTEN
-
-    @field_validator("listen")
-    @classmethod
-    def _host_port(cls, value: str) -> str:
-        parse_listen(value)  # raises ValueError with a one-line message
-        return value
-
-
-class NotifySettings(_Strict):
-    """Where alerts go: an SNS topic and/or a Slack-compatible webhook (either, both or none)."""
-
-    # A FIFO topic would need a MessageGroupId on every publish: standard topics only.
-    sns_topic_arn: str | None = Field(
-        default=None, pattern=r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$"
-    )
-    webhook_url: str | None = None
-    timeout_s: Duration = Field(default=3.0, alias="timeout")
-    events: tuple[AlertEvent, ...] | None = None  # None: every event
-
-    @field_validator("webhook_url")
-    @classmethod
-    def _webhook_is_http(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
-            raise ValueError(f"{value!r} is not an http(s) URL")
-        return value
-
-
-class SsmAfterMove(_Strict):
-    """Run Command on the new active instance (it needs the SSM agent and an instance profile)."""
-
-    commands: tuple[str, ...] = Field(min_length=1)
-    document: str = "AWS-RunShellScript"
-
-
-class AfterMove(_Strict):
-    """What to run once a move succeeded; its failure is alerted, never undoes the move."""
-
-    command: tuple[str, ...] | None = Field(default=None, min_length=1)
-    ssm: SsmAfterMove | None = None
-    timeout_s: Duration = Field(default=30.0, alias="timeout")
-
-    @model_validator(mode="after")
-    def _something_to_run(self) -> AfterMove:
-        if self.command is None and self.ssm is None:
-            raise _Problems([("command", "after_move needs a command, ssm, or both")])
-        return self
-
-
-# --- end PASTE ---------------------------------------------------------------------------
 
 
 def test_alert_events_match_the_notifier() -> None:

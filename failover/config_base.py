@@ -1,0 +1,41 @@
+"""The building blocks of the config models: durations, AWS id patterns, strict models.
+
+Shared by config.py (the file's main sections) and config_ops.py (metrics, notify,
+after_move), so both speak the same types and report problems the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from failover.durations import parse_duration
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+InstanceId = Annotated[str, Field(pattern=r"^i-(?:[0-9a-f]{8}|[0-9a-f]{17})$")]
+EniId = Annotated[str, Field(pattern=r"^eni-(?:[0-9a-f]{8}|[0-9a-f]{17})$")]
+AllocationId = Annotated[str, Field(pattern=r"^eipalloc-(?:[0-9a-f]{8}|[0-9a-f]{17})$")]
+GroupName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
+# strict: YAML reads `yes` as True and pydantic would otherwise take it for 1.
+Port = Annotated[int, Field(ge=1, le=65535, strict=True)]
+Count = Annotated[int, Field(ge=1, le=100, strict=True)]
+MovesPerHour = Annotated[int, Field(ge=1, le=1000, strict=True)]
+Failback = Literal["manual", "auto"]
+
+
+class _Problems(ValueError):
+    """Problems found by a model validator, each at a key relative to the model's location.
+
+    pydantic can only place a validator's error at the model itself; carrying the keys
+    lets the message point at `groups[0].eni` rather than at `groups[0]`.
+    """
+
+    def __init__(self, problems: Sequence[tuple[str, str]]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("; ".join(f"{key}: {text}" for key, text in self.problems))
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
