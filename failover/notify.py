@@ -18,8 +18,9 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, get_args
 
+from failover.config_ops import AlertEvent
 from failover.errors import FailoverError
 
 log = logging.getLogger(__name__)
@@ -27,16 +28,7 @@ log = logging.getLogger(__name__)
 Alert = Callable[[str, str, str], None]  # (event, group, message), as failover.monitor.Alert
 
 DEFAULT_QUEUE_SIZE = 1000
-EVENTS = (
-    "move-started",
-    "move-finished",
-    "move-failed",
-    "move-refused",
-    "degraded",
-    "held",
-    "suspect",
-    "after-move-failed",
-)
+EVENTS: tuple[str, ...] = get_args(AlertEvent)  # one list of events, in the config
 
 
 class Publisher(Protocol):
