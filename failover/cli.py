@@ -10,7 +10,8 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -19,19 +20,27 @@ from typing import Any, TypeVar
 import click
 
 from failover import config as config_module
-from failover import report, sdnotify
+from failover import logs, report, sdnotify
 from failover.aws.clients import make_client
 from failover.aws.ec2 import Ec2Cloud, Permission
 from failover.clock import SystemClock
 from failover.config import Group, Settings
-from failover.daemon import Daemon
 from failover.decide import Facts, manual_refusal, manual_target
 from failover.engine import Engine
-from failover.errors import ConfigError, FailoverError, PermissionDeniedError, RefusedError
+from failover.errors import (
+    ConfigError,
+    FailoverError,
+    LeaseLostError,
+    PermissionDeniedError,
+    RefusedError,
+)
+from failover.lease import DynamoLease, Fence, holding
 from failover.model import Mode, Step
 from failover.monitor import Monitor
 from failover.planner import validation_problems
 from failover.ports import StepRecord, Store
+from failover.probes import run_probes
+from failover.runtime import runtime
 from failover.store import open_store
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -57,6 +66,7 @@ class Wiring:
     cloud: Ec2Cloud
     store: Store
     engine: Engine
+    fence: Fence | None = None  # the groups' leases (dynamodb backend); None: the file lock rules
 
 
 def load_settings(config_path: Path | None) -> Settings:
@@ -70,11 +80,47 @@ def wired(
     """Build clients, the store and the engine; close the store afterwards."""
     clock = SystemClock()
     cloud = Ec2Cloud(make_client(settings.aws, "ec2"), make_client(settings.aws, "sts"), clock.now)
-    store = open_store(settings.state)
+    store = open_store(settings.state, settings.aws)
     try:
-        yield Wiring(settings, cloud, store, Engine(cloud, store, clock, on_step=on_step))
+        fence = make_fence(settings, clock)
+        engine = Engine(
+            cloud,
+            store,
+            clock,
+            on_step=on_step,
+            guard=fence.guard if fence else None,
+            token_of=fence.token if fence else None,
+        )
+        yield Wiring(settings, cloud, store, engine, fence)
     finally:
         store.close()
+
+
+def make_fence(settings: Settings, clock: SystemClock) -> Fence | None:
+    """The groups' leases in the state table (dynamodb backend): several orchestrators share it."""
+    if settings.state.backend != "dynamodb" or settings.state.table is None:
+        return None
+    from failover.aws.dynamodb import DynamoTable
+
+    table = DynamoTable(make_client(settings.aws, "dynamodb"), settings.state.table)
+    lease = DynamoLease(table, clock, ttl_s=settings.state.lease_ttl_s)
+    return Fence(lease, {g.name: g.resource for g in settings.groups})
+
+
+@contextmanager
+def leased(w: Wiring, groups: Sequence[str]) -> Iterator[list[str]]:
+    """Hold `groups`' leases for the block (dynamodb backend); yields those another holds."""
+    if w.fence is None or not groups:
+        yield []
+        return
+    with holding(w.fence, groups, w.engine.clock.sleep) as refused:
+        yield refused
+
+
+def lease_refusal(group: Group) -> LeaseLostError:
+    return LeaseLostError(
+        group.name, group.resource, f"another orchestrator holds the lease of group {group.name}"
+    )
 
 
 _QUIET_LOGGERS = {
@@ -90,13 +136,16 @@ _QUIET_LOGGERS = {
 @click.option(
     "--log-level", default="warning", type=click.Choice(["debug", "info", "warning", "error"])
 )
-def cli(log_level: str) -> None:
+@click.option(
+    "--log-format",
+    default="auto",
+    envvar="FAILOVER_LOG_FORMAT",
+    type=click.Choice(["auto", "json", "text"]),
+    help="auto: JSON lines when stderr is not a terminal, text otherwise",
+)
+def cli(log_level: str, log_format: str) -> None:
     """Move an ENI, a secondary private IP or an Elastic IP to a hot standby on EC2."""
-    logging.basicConfig(
-        level=log_level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logs.configure(None if log_format == "auto" else log_format, log_level.upper())  # type: ignore[arg-type]
     if log_level != "debug":
         # Their INFO lines (credentials found, every job run, every sandbox request) bury ours;
         # APScheduler's "skipped: maximum number of running instances" is coalescing at work.
@@ -138,7 +187,12 @@ def move(
             "refusing to move without confirmation: stdin is not a TTY; pass --yes"
         )
     live = _live_printer() if sys.stdout.isatty() else None
-    with wired(settings, on_step=live) as w:
+    with (
+        wired(settings, on_step=live) as w,
+        leased(w, [] if dry_run else [group.name]) as refused,
+    ):
+        if refused:
+            raise lease_refusal(group)
         pending = w.store.open_moves(group.name)
         if pending:
             for record in pending:
@@ -213,18 +267,53 @@ def _facts(store: Store, group: Group, now: float) -> Facts:
 @config_option
 def run(config_path: Path | None) -> None:
     """The daemon: check every group on its interval and fail over by policy (foreground)."""
+    from failover.daemon import Daemon  # APScheduler is only the daemon's: keep cron start-up fast
+    from failover.metrics import Heartbeat, Metrics, healthz_max_age
+
     path = config_path or config_module.default_path()
     settings = config_module.load(path)
     if logging.getLogger().level > logging.INFO:
         logging.getLogger().setLevel(logging.INFO)
-    with wired(settings) as w:
-        monitor = Monitor(w.cloud, w.store, w.engine, w.engine.clock)
-        daemon = Daemon(
-            settings, path, monitor, on_tick=sdnotify.watchdog, on_first_pass=sdnotify.ready
-        )
-        code = daemon.serve()
-        sdnotify.stopping()
-        raise SystemExit(code)
+    metrics = Metrics()
+    heartbeat = Heartbeat(lambda: healthz_max_age(settings.groups))
+    server = None
+
+    def on_tick() -> None:
+        heartbeat.beat()
+        sdnotify.watchdog()
+
+    try:
+        with wired(settings) as w, runtime(settings, metrics=metrics) as rt:
+            monitor = Monitor(
+                w.cloud,
+                w.store,
+                w.engine,
+                w.engine.clock,
+                prober=metrics.instrument(run_probes),
+                alert=rt.alert,
+                on_health=rt.on_health,
+                on_move=rt.on_move,
+                after_move=rt.after_move,
+            )
+            daemon = Daemon(
+                settings,
+                path,
+                monitor,
+                on_tick=on_tick,
+                on_first_pass=sdnotify.ready,
+                on_pass=lambda: metrics.pass_finished(time.time()),
+                fence=w.fence,
+            )
+            daemon.claim()  # before the metrics port: a second daemon is refused, exit 3
+            if settings.metrics.enabled:
+                server = metrics.serve(settings.metrics.listen, heartbeat)
+                log.info("metrics on %s/metrics, health on %s/healthz", server.url, server.url)
+            code = daemon.serve()
+            sdnotify.stopping()
+    finally:
+        if server is not None:
+            server.close()
+    raise SystemExit(code)
 
 
 @cli.command()
@@ -233,12 +322,23 @@ def run(config_path: Path | None) -> None:
 def check(dry_run: bool, config_path: Path | None) -> None:
     """One pass over every group (for cron): probe, decide, fail over; exit 0, 1 or 3."""
     settings = load_settings(config_path)
-    with wired(settings) as w:
-        monitor = Monitor(w.cloud, w.store, w.engine, w.engine.clock)
-        outcomes = monitor.run_pass(settings.groups, dry_run=dry_run)
+    names = [] if dry_run else [g.name for g in settings.groups]
+    with wired(settings) as w, leased(w, names) as refused, runtime(settings) as rt:
+        monitor = Monitor(
+            w.cloud,
+            w.store,
+            w.engine,
+            w.engine.clock,
+            alert=rt.alert,
+            after_move=rt.after_move,
+        )
+        mine = [g for g in settings.groups if g.name not in refused]
+        outcomes = monitor.run_pass(mine, dry_run=dry_run) if mine else []
     for outcome in outcomes:
         click.echo(outcome.summary())
-    codes = {o.exit_code for o in outcomes}
+    for name in refused:
+        click.echo(f"{name}: refused: another orchestrator holds the lease of group {name}")
+    codes = {o.exit_code for o in outcomes} | ({3} if refused else set())
     raise SystemExit(1 if 1 in codes else 3 if 3 in codes else 0)
 
 
@@ -269,8 +369,16 @@ def validate(offline: bool, create_table: bool, config_path: Path | None) -> Non
     """Check the config and, online, that AWS is set up so every failover can succeed."""
     settings = load_settings(config_path)
     if create_table:
-        raise ConfigError(
-            "--create-table needs state.backend dynamodb, which this version does not support yet"
+        if settings.state.backend != "dynamodb" or settings.state.table is None:
+            raise ConfigError(
+                f"--create-table needs state.backend dynamodb (this config's is {settings.state.backend})"
+            )
+        from failover.aws.dynamodb import create_table as make_table
+
+        made = make_table(make_client(settings.aws, "dynamodb"), settings.state.table)
+        click.echo(
+            f"DynamoDB table {settings.state.table}: "
+            + ("created" if made else "already exists, key schema ok")
         )
     if offline:
         click.echo(f"{settings.source}: valid ({len(settings.groups)} groups)")
@@ -392,7 +500,7 @@ def history(group_name: str | None, limit: int, as_json: bool, config_path: Path
     settings = load_settings(config_path)
     if group_name is not None:
         settings.group(group_name)
-    store = open_store(settings.state)
+    store = open_store(settings.state, settings.aws)
     try:
         records = store.history(group_name, limit)
     finally:

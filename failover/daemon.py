@@ -4,7 +4,10 @@ One job per distinct interval runs the groups that share it, so each group is ch
 on its own interval while the describes of a pass stay batched. Jobs never overlap
 (coalesce, max one instance). SIGTERM lets the in-flight pass (and its moves) finish,
 then exits 0; SIGHUP reloads the config, keeping the old one if the new one is invalid.
-A lock on the state file keeps a second daemon off the same state.
+A lock on the state file keeps a second daemon off the same state (sqlite backend). With
+the dynamodb backend several daemons share the table instead: a Spreader job, every
+lease renew interval, shares the groups among the live daemons by lease, a pass probes
+and moves only the groups this daemon holds, and SIGTERM gives the leases back.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from failover.errors import ConfigError, FailoverError
 
 if TYPE_CHECKING:
     from failover.config import Group, Settings
+    from failover.lease import Fence
     from failover.monitor import Monitor
 
 log = logging.getLogger(__name__)
@@ -66,11 +70,22 @@ class Daemon:
         *,
         on_tick: Callable[[], None] | None = None,
         on_first_pass: Callable[[], None] | None = None,
+        on_pass: Callable[[], None] | None = None,
+        fence: Fence | None = None,
     ) -> None:
         self.settings, self.config_path, self.monitor = settings, config_path, monitor
+        # With leases (dynamodb backend) the fence says which groups are ours; no file lock.
+        self._fence = fence
+        self._spreader = None
+        if fence is not None:
+            from failover.lease import Spreader
+
+            self._spreader = Spreader(fence.lease)
+        self._on_pass = on_pass
         self._stop = threading.Event()
         self._reload = threading.Event()
-        self._status_at = float("-inf")
+        # When each job (by interval) last asked DescribeInstanceStatus for its groups.
+        self._status_at: dict[float, float] = {}
         self._status_lock = threading.Lock()
         self._on_tick, self._on_first_pass = on_tick, on_first_pass
         self._first_pass_done = threading.Event()
@@ -80,18 +95,25 @@ class Daemon:
         )
         self._lock = FileLock(str(lock_path(settings)))
 
-    def serve(self) -> int:
-        """Run until told to stop; return the exit code."""
+    def claim(self) -> None:
+        """Take the state file's lock, or refuse: one daemon per state file (no lock with leases)."""
+        if self._fence is not None or self._lock.is_locked:
+            return
         try:
             self._lock.acquire(timeout=0)
         except Timeout:
             raise AlreadyRunningError(
                 f"another failover daemon holds {lock_path(self.settings)}: one daemon per state file"
             ) from None
+
+    def serve(self) -> int:
+        """Run until told to stop; return the exit code."""
+        self.claim()
         try:
             signal.signal(signal.SIGTERM, self._on_stop)
             signal.signal(signal.SIGINT, self._on_stop)
             signal.signal(signal.SIGHUP, self._on_hup)
+            self.rebalance()  # before the first pass: it acts only on groups held
             self._schedule(self.settings)
             self._scheduler.start()
             log.info(
@@ -109,7 +131,12 @@ class Daemon:
             log.info("stopped")
             return 0
         finally:
-            self._lock.release()
+            if self._fence is not None:
+                from failover.lease import release_all
+
+                release_all(self._fence)
+            if self._lock.is_locked:
+                self._lock.release()
 
     def stop(self) -> None:
         self._stop.set()
@@ -127,9 +154,14 @@ class Daemon:
         except ConfigError as exc:
             log.error("config reload rejected, keeping the running config: %s", exc)
             return False
-        if new.aws != self.settings.aws or new.state != self.settings.state:
+        if (new.aws, new.state, new.metrics, new.notify) != (
+            self.settings.aws,
+            self.settings.state,
+            self.settings.metrics,
+            self.settings.notify,
+        ):
             log.error(
-                "config reload rejected: aws and state changes need a restart; keeping the running config"
+                "config reload rejected: aws, state, metrics and notify changes need a restart; keeping the running config"
             )
             return False
         self.settings = new
@@ -144,12 +176,23 @@ class Daemon:
             by_interval[group.policy.interval_s].append(group)
         for job in self._scheduler.get_jobs():
             job.remove()
+        if self._fence is not None:
+            self._scheduler.add_job(
+                self.rebalance,
+                "interval",
+                seconds=self._fence.lease.renew_every_s,
+                id="lease-rebalance",
+                name="renew, take and give back group leases",
+                coalesce=True,
+                max_instances=1,
+                replace_existing=True,
+            )
         for interval, groups in sorted(by_interval.items()):
             self._scheduler.add_job(
                 self._tick,
                 "interval",
                 seconds=interval,
-                args=[groups],
+                args=[groups, interval],
                 id=f"pass-{interval}",
                 name=f"health pass every {interval}s ({len(groups)} groups)",
                 coalesce=True,
@@ -158,22 +201,48 @@ class Daemon:
                 replace_existing=True,
             )
 
-    def _status_due(self) -> bool:
+    def rebalance(self) -> None:
+        """One Spreader round: renew, take and give back leases; the fence learns the result."""
+        if self._spreader is None or self._fence is None:
+            return
+        try:
+            held = self._spreader.rebalance([g.name for g in self.settings.groups])
+        except Exception:
+            log.exception("lease round failed; keeping what the leases still grant")
+            return
+        before = set(self._fence.tokens())
+        self._fence.hold(held)
+        if set(held) != before:
+            log.info("holding the leases of %d groups: %s", len(held), ", ".join(sorted(held)))
+
+    def _status_due(self, job: float) -> bool:
+        """Whether this job's pass asks for fresh status checks: each job on its own timer.
+
+        A job asks only about its own groups, so one shared timer would let the fastest
+        job take every refresh and leave the others' verdicts stale.
+        """
         with self._status_lock:
             now = self.monitor.clock.monotonic()
-            if now - self._status_at >= status_interval(self.settings):
-                self._status_at = now
+            if now - self._status_at.get(job, float("-inf")) >= status_interval(self.settings):
+                self._status_at[job] = now
                 return True
             return False
 
-    def _tick(self, groups: list[Group]) -> None:
+    def _tick(self, groups: list[Group], interval: float) -> None:
         """One scheduled pass; the only catch-all: a bad pass must not kill the daemon."""
         if self._stop.is_set():
             return
+        if self._fence is not None:
+            groups = [g for g in groups if self._fence.holds(g.name)]
         try:
-            for outcome in self.monitor.run_pass(groups, ec2_due=self._status_due()):
+            outcomes = (
+                self.monitor.run_pass(groups, ec2_due=self._status_due(interval)) if groups else []
+            )
+            for outcome in outcomes:
                 if outcome.outcome not in ("stay",):
                     log.info("%s", outcome.summary())
+            if self._on_pass is not None:
+                self._on_pass()
         except Exception:
             log.exception("health pass failed; the next one runs on schedule")
         finally:

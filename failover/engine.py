@@ -19,6 +19,7 @@ from failover.durations import format_duration
 from failover.errors import (
     CloudError,
     FailoverError,
+    LeaseLostError,
     MoveFailedError,
     PermanentCloudError,
     PermissionDeniedError,
@@ -75,12 +76,15 @@ class Engine:
         *,
         on_step: StepListener | None = None,
         guard: Callable[[str], None] | None = None,
+        token_of: Callable[[str], int | None] | None = None,
         eip_follow_grace_s: float = EIP_FOLLOW_GRACE_S,
     ) -> None:
         self.cloud, self.store, self.clock = cloud, store, clock
         self._on_step = on_step
         # Called with the group name before every mutating call; raises to abandon (lease lost).
         self._guard = guard
+        # The lease's fencing token of a group, journaled with every move begun under it.
+        self._token_of = token_of
         self._eip_grace_s = eip_follow_grace_s
         self._caller: str | None = None
 
@@ -143,7 +147,10 @@ class Engine:
             reason=reason or f"manual move to {chosen}",
             started_at=self.clock.now(),
             forced=force or source_failed or leaving is None or leaving.failed_in_ec2,
+            token=self._token_of(group.name) if self._token_of is not None else None,
         )
+        if self._guard is not None:
+            self._guard(group.name)  # no journal entry for a move we may not make
         self.store.begin_move(record)
         log.info(
             "move %s of group %s: %s -> %s (%s)",
@@ -189,6 +196,12 @@ class Engine:
                 except _TargetRefused as refused:
                     tried.add(refused.target)
                     target = self._next_target(group, record, tried, refused, events)
+        except LeaseLostError:
+            # Another orchestrator holds the group now: its journal replay finishes the move.
+            log.error(
+                "move %s of group %s abandoned: the lease was lost", record.move_id, group.name
+            )
+            raise
         except FailoverError as exc:
             self._close_failed(group, record, exc)
             raise
@@ -310,8 +323,8 @@ class Engine:
             )
             try:
                 detail = self._run_step(group, record, step, deadline)
-            except _TargetRefused:
-                raise
+            except (_TargetRefused, LeaseLostError):
+                raise  # a lost lease: journal nothing more, the group is another's now
             except FailoverError as exc:
                 self._emit(
                     step,

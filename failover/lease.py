@@ -46,13 +46,13 @@ import os
 import secrets
 import socket
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from failover.aws.dynamodb import EXPIRES, PK, SK
 from failover.clock import SystemClock
-from failover.errors import CloudError
+from failover.errors import CloudError, LeaseLostError
 from failover.store.dynamodb import HOLDER_PREFIX, HOLDERS_PK, LEASE_SK, group_pk
 
 if TYPE_CHECKING:
@@ -91,6 +91,9 @@ class Lease(Protocol):
 
     def check(self, group: str, token: int) -> bool:
         """True while we hold `token` and our own clock says it has not expired (no call)."""
+
+    def take(self, groups: Sequence[str], sleep: Callable[[float], None]) -> dict[str, int]:
+        """Acquire `groups` for a one-shot command, waiting out dead holders; the tokens got."""
 
     def heartbeat(self) -> None:
         """Announce this orchestrator as live (for spreading the groups)."""
@@ -252,6 +255,37 @@ class TableLease:
                 self._seen[group] = _Seen(current.rvn, now)
                 return False
             return now - seen.since >= max(current.ttl_s, self._ttl_s)
+
+    def take(self, groups: Sequence[str], sleep: Callable[[float], None]) -> dict[str, int]:
+        """Acquire each of `groups`, waiting out holders that stopped renewing; the tokens got.
+
+        For one-shot commands (`check`, `move`): a group whose holder is seen renewing (its
+        version changes), or that another contender takes first, is given up at once; a
+        dead holder's lease is taken once its version stayed unchanged for a TTL. Each group
+        is waited on for at most two TTLs, all of them at the same time.
+        """
+        taken: dict[str, int] = {}
+        first: dict[str, str] = {}
+        pending = list(dict.fromkeys(groups))
+        deadline = self._clock.monotonic() + 2 * self._ttl_s + self._margin_s
+        while pending:
+            waiting = []
+            for group in pending:
+                token = self.acquire(group)
+                if token is not None:
+                    taken[group] = token
+                    continue
+                with self._lock:
+                    seen = self._seen.get(group)
+                if seen is None or first.setdefault(group, seen.rvn) != seen.rvn:
+                    continue  # another writer won, or the holder renewed: it is alive
+                waiting.append(group)
+            pending = waiting
+            if pending and self._clock.monotonic() >= deadline:
+                break
+            if pending:
+                sleep(self._ttl_s / 10)
+        return taken
 
     def renew(self, group: str, token: int) -> bool:
         """Extend our lease (conditional on holder and token); False once it is lost.
@@ -578,3 +612,123 @@ class Spreader:
         # Dropped locally already; if the release is lost, the lease lapses after its TTL.
         with contextlib.suppress(CloudError):
             self._lease.release(group, token)
+
+
+class Fence:
+    """Which groups this process holds, with their tokens; `guard` is the engine's check.
+
+    The engine calls `guard(group)` before every mutating AWS call and journals
+    `token(group)` with every move it begins. Thread-safe: the daemon's rebalance job
+    replaces the tokens while passes run.
+    """
+
+    def __init__(self, lease: Lease, resources: Mapping[str, str] | None = None) -> None:
+        """Fence for `lease`; `resources` (group -> resource) only words the errors."""
+        self._lease = lease
+        self._resources = dict(resources or {})
+        self._tokens: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def lease(self) -> Lease:
+        """The lease the tokens come from."""
+        return self._lease
+
+    def hold(self, tokens: Mapping[str, int]) -> None:
+        """Replace what we hold with `tokens` (a rebalance round's result)."""
+        with self._lock:
+            self._tokens = dict(tokens)
+
+    def add(self, group: str, token: int) -> None:
+        """Hold `group` with `token`."""
+        with self._lock:
+            self._tokens[group] = token
+
+    def drop(self, group: str) -> int | None:
+        """Stop holding `group`; the token it had, if any."""
+        with self._lock:
+            return self._tokens.pop(group, None)
+
+    def tokens(self) -> dict[str, int]:
+        """Every group held, with its token."""
+        with self._lock:
+            return dict(self._tokens)
+
+    def token(self, group: str) -> int | None:
+        """The token `group` is held with, None if it is not."""
+        with self._lock:
+            return self._tokens.get(group)
+
+    def holds(self, group: str) -> bool:
+        """True while the lease says we may act on `group` (no call)."""
+        token = self.token(group)
+        return token is not None and self._lease.check(group, token)
+
+    def guard(self, group: str) -> None:
+        """Raise LeaseLostError unless we may act on `group` now."""
+        if not self.holds(group):
+            raise LeaseLostError(
+                group,
+                self._resources.get(group, "?"),
+                f"this orchestrator no longer holds the lease of group {group}; abandoning "
+                "the move (the new holder finishes it from the journal)",
+            )
+
+
+class Keeper:
+    """Renews what a Fence holds every `renew_every_s` in a thread, for one-shot commands."""
+
+    def __init__(self, fence: Fence) -> None:
+        """Keep `fence`'s leases alive until `close`."""
+        self._fence = fence
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="lease-keeper", daemon=True)
+
+    def start(self) -> Keeper:
+        """Start renewing."""
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        lease = self._fence.lease
+        while not self._stop.wait(lease.renew_every_s):
+            for group, token in self._fence.tokens().items():
+                try:
+                    if not lease.renew(group, token):
+                        self._fence.drop(group)
+                except CloudError:
+                    pass  # unknown is not lost: `check` counts down from the last renewal
+
+    def close(self) -> None:
+        """Stop renewing and give back every lease held (a lost release lapses after a TTL)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        release_all(self._fence)
+
+
+def release_all(fence: Fence) -> None:
+    """Give back every lease `fence` holds; a release that fails lapses after its TTL."""
+    for group in list(fence.tokens()):
+        token = fence.drop(group)
+        if token is not None:
+            with contextlib.suppress(CloudError):
+                fence.lease.release(group, token)
+
+
+@contextlib.contextmanager
+def holding(
+    fence: Fence, groups: Sequence[str], sleep: Callable[[float], None]
+) -> Iterator[list[str]]:
+    """Take `groups`' leases (see `TableLease.take`) and keep them renewed for the block.
+
+    Yields the groups another live orchestrator holds (refused); gives back what was taken.
+    """
+    taken = fence.lease.take(groups, sleep)
+    for group, token in taken.items():
+        fence.add(group, token)
+    keeper = Keeper(fence).start()
+    try:
+        yield [g for g in groups if g not in taken]
+    finally:
+        keeper.close()

@@ -7,7 +7,7 @@ here, so a group is judged the same way however the orchestrator is run.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -71,7 +71,7 @@ class GroupOutcome:
         return f"{self.group}: {self.outcome}: {self.decision.reason}"
 
 
-def _log_alert(event: str, group: str, message: str) -> None:
+def log_alert(event: str, group: str, message: str) -> None:
     log.warning("ALERT %s group=%s: %s", event, group, message)
 
 
@@ -97,12 +97,17 @@ class Monitor:
         clock: Clock,
         *,
         prober: Prober = run_probes,
-        alert: Alert = _log_alert,
+        alert: Alert = log_alert,
         max_parallel_moves: int = 8,
+        on_health: Callable[[str, Mapping[str, MemberHealth]], None] | None = None,
+        on_move: Callable[[str, str, float], None] | None = None,
+        after_move: Callable[[Group, MoveResult, str], None] | None = None,
     ) -> None:
         self.cloud, self.store, self.engine, self.clock = cloud, store, engine, clock
         self._probe, self._alert = prober, alert
         self._parallel = max_parallel_moves
+        # Metrics and post-move hooks observe; a move never waits on them.
+        self._on_health, self._on_move, self._after_move = on_health, on_move, after_move
         self._status_cache: dict[str, bool | None] = {}
 
     def run_pass(
@@ -124,7 +129,7 @@ class Monitor:
             )
         decisions: list[tuple[Group, Decision, GroupState]] = []
         for group in groups:
-            health = self._fold_health(group, verdicts, now)
+            health = self._fold_health(group, verdicts, now, save=not dry_run)
             state = self.store.load_group_state(group.name)
             facts = Facts(
                 now=now,
@@ -144,7 +149,10 @@ class Monitor:
         """A crash left a move half-done: finish it before judging the group."""
         if self.store.open_moves(group.name):
             try:
-                self.engine.resume(group)
+                for result in self.engine.resume(group):
+                    # A crash may have come between the move and its hook.
+                    if result.outcome == "succeeded":
+                        self._moved(group, result)
             except FailoverError as exc:
                 self._alert("move-failed", group.name, f"could not finish a journaled move: {exc}")
 
@@ -155,7 +163,13 @@ class Monitor:
         the status checks (DescribeInstanceStatus) change at most once a minute on AWS, so
         the daemon asks for them on the ec2 check's slower interval.
         """
-        wants_status = ec2_due and any(c.type == "ec2" for g in groups for c in g.checks)
+        ec2_members = [
+            i for g in groups if any(c.type == "ec2" for c in g.checks) for i in g.instance_ids
+        ]
+        # A member never asked about (a group a reload added) has no verdict to reuse:
+        # ask now rather than fail its ec2 check until the status is next due.
+        unknown = any(i not in self._status_cache for i in ec2_members)
+        wants_status = bool(ec2_members) and (ec2_due or unknown)
         views = self.cloud.observe_many(groups, with_status=wants_status)
         if wants_status:
             for view in views.values():
@@ -201,8 +215,14 @@ class Monitor:
         return verdicts
 
     def _fold_health(
-        self, group: Group, verdicts: dict[tuple[str, str], tuple[bool, str]], now: float
+        self,
+        group: Group,
+        verdicts: dict[tuple[str, str], tuple[bool, str]],
+        now: float,
+        *,
+        save: bool = True,
     ) -> dict[str, MemberHealth]:
+        """Fold this pass into the counters; a dry run decides on them but remembers nothing."""
         previous = self.store.load_health(group.name)
         updated = {
             i: update_health(
@@ -210,7 +230,10 @@ class Monitor:
             )
             for i in group.instance_ids
         }
-        self.store.save_health(group.name, list(updated.values()))
+        if save:
+            self.store.save_health(group.name, list(updated.values()))
+        if self._on_health is not None:
+            self._on_health(group.name, updated)
         return updated
 
     def _act(
@@ -245,6 +268,25 @@ class Monitor:
     def _move(self, group: Group, decision: Decision) -> GroupOutcome:
         assert decision.target is not None
         self._alert("move-started", group.name, decision.reason)
+        started = self.clock.monotonic()
+        outcome = self._try_move(group, decision)
+        if self._on_move is not None:
+            outcome_name = {"moved": "succeeded"}.get(outcome.outcome, outcome.outcome)
+            self._on_move(group.name, outcome_name, self.clock.monotonic() - started)
+        if outcome.result is not None and outcome.result.outcome == "succeeded":
+            self._moved(group, outcome.result)
+        return outcome
+
+    def _moved(self, group: Group, result: MoveResult) -> None:
+        """Hand a finished move to the post-move hook, with the new active member's address."""
+        if self._after_move is None:
+            return
+        member = group.member(result.target)
+        address = member.address if member and member.address else ""
+        self._after_move(group, result, address)
+
+    def _try_move(self, group: Group, decision: Decision) -> GroupOutcome:
+        assert decision.target is not None
         try:
             result = self.engine.move(
                 group,
