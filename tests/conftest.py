@@ -33,7 +33,12 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Fake credentials only, so nothing can reach real AWS."""
     for name, value in FAKE_AWS_ENV.items():
         monkeypatch.setenv(name, value)
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+    for name in (
+        "AWS_PROFILE",
+        "AWS_ENDPOINT_URL",
+        "AWS_CONFIG_FILE",
+        "AWS_SHARED_CREDENTIALS_FILE",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -52,7 +57,10 @@ def failover_cmd(*args: str) -> list[str]:
 
 
 def run_cli(
-    *args: str, timeout: float = 120, input_text: str | None = None, env: Mapping[str, str] | None = None
+    *args: str,
+    timeout: float = 120,
+    input_text: str | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run the real `failover` CLI as a process; stdin is not a TTY."""
     return subprocess.run(

@@ -74,8 +74,6 @@ class Rig:
         return dict(reply["Addresses"][0])
 
 
-
-
 @pytest.fixture
 def rig(aws_env: None, tmp_path: Path) -> Iterator[Callable[..., Rig]]:
     """Make a Rig: `rig(mode, layer=dict(...), world=dict(...), **policy)`."""

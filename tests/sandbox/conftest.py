@@ -27,8 +27,6 @@ def client(service: str, **options: Any) -> Any:
     return _sessions[0].client(service, region_name=REGION, **options)  # type: ignore[call-overload]
 
 
-
-
 @pytest.fixture
 def moto(aws_env: None) -> Iterator[None]:
     """moto's in-process mock, fresh for each test."""
