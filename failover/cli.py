@@ -23,6 +23,7 @@ from failover import config as config_module
 from failover import logs, report, sdnotify
 from failover.aws.clients import make_client
 from failover.aws.ec2 import Ec2Cloud, Permission
+from failover.aws.pacing import Pacer
 from failover.clock import SystemClock
 from failover.config import Group, Settings
 from failover.decide import Facts, manual_refusal, manual_target
@@ -69,6 +70,16 @@ class Wiring:
     fence: Fence | None = None  # the groups' leases (dynamodb backend); None: the file lock rules
 
 
+def make_cloud(settings: Settings, clock: SystemClock) -> Ec2Cloud:
+    """The EC2 adapter, its calls paced to EC2's token buckets on the real clock."""
+    return Ec2Cloud(
+        make_client(settings.aws, "ec2"),
+        make_client(settings.aws, "sts"),
+        clock.now,
+        Pacer(clock.monotonic, clock.sleep),
+    )
+
+
 def load_settings(config_path: Path | None) -> Settings:
     return config_module.load(config_path or config_module.default_path())
 
@@ -79,7 +90,7 @@ def wired(
 ) -> Iterator[Wiring]:
     """Build clients, the store and the engine; close the store afterwards."""
     clock = SystemClock()
-    cloud = Ec2Cloud(make_client(settings.aws, "ec2"), make_client(settings.aws, "sts"), clock.now)
+    cloud = make_cloud(settings, clock)
     store = open_store(settings.state, settings.aws)
     try:
         fence = make_fence(settings, clock)
@@ -384,7 +395,7 @@ def validate(offline: bool, create_table: bool, config_path: Path | None) -> Non
         click.echo(f"{settings.source}: valid ({len(settings.groups)} groups)")
         return
     clock = SystemClock()
-    cloud = Ec2Cloud(make_client(settings.aws, "ec2"), make_client(settings.aws, "sts"), clock.now)
+    cloud = make_cloud(settings, clock)
     problems: list[str] = []
     notes: list[str] = []
     for group in settings.groups:

@@ -38,6 +38,12 @@ log = logging.getLogger(__name__)
 # How long AWS gets to carry an EIP along with a reassigned secondary IP before we
 # re-associate it ourselves (AWS does it asynchronously, usually within seconds).
 EIP_FOLLOW_GRACE_S = 5.0
+# The longest gap between two polls of a wait.
+WAIT_POLL_S = 0.2
+# Waits whose outcome shows in the floating resource alone (not in the members' interfaces).
+_RESOURCE_WAITS = frozenset(
+    {StepKind.WAIT_DETACHED, StepKind.WAIT_ATTACHED, StepKind.WAIT_EIP_FOLLOWS, StepKind.WAIT_EIP}
+)
 
 
 @dataclass(frozen=True)
@@ -394,11 +400,28 @@ class Engine:
         return ""
 
     def _wait(self, group: Group, step: Step, deadline: float) -> GroupView:
+        """Poll until AWS shows the step done: one full read, then only the floating resource.
+
+        Waits for the ENI or the EIP depend on nothing else, so a poll costs one describe;
+        polls stay at most WAIT_POLL_S apart, because the slack after AWS finished is
+        failover time the user waits for (bench/RESULTS.md).
+        """
+        last: list[GroupView] = []
+
+        def poll() -> GroupView:
+            if last and step.kind in _RESOURCE_WAITS:
+                view = self.cloud.refresh(group, last[0])
+            else:
+                view = self.cloud.observe(group)
+            last[:] = [view]
+            return view
+
         return converge.until(
-            lambda: self.cloud.observe(group),
+            poll,
             lambda view: step_done(step, view, group),
             clock=self.clock,
             deadline=deadline,
+            max_wait_s=WAIT_POLL_S,
         )
 
     def _mutate(self, group: Group, step: Step, deadline: float) -> str:

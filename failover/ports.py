@@ -143,6 +143,9 @@ class Cloud(Protocol):
     def observe(self, group: Group) -> GroupView:
         """Read fresh from AWS everything the planner needs about `group`."""
 
+    def refresh(self, group: Group, view: GroupView) -> GroupView:
+        """`view` with only the floating resource read again (the cheap poll of a wait)."""
+
     def detach(self, attachment_id: str, *, force: bool) -> None:
         """DetachNetworkInterface (Force only when told)."""
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from botocore.exceptions import BotoCoreError, ClientError
 
 from failover.aws.errors import PERMISSION_CODES, error_code, translate
+from failover.aws.pacing import Pacer
 from failover.model import Address, Attachment, Eni, GroupView, Instance, Interface, Mode
 
 if TYPE_CHECKING:
@@ -57,12 +58,20 @@ class Ec2Cloud:
         ec2: EC2Client,
         sts: STSClient | None = None,
         clock: Callable[[], float] | None = None,
+        pacer: Pacer | None = None,
     ) -> None:
         self._ec2 = ec2
         self._sts = sts
         self._clock = clock
+        # Shared by every move and pass of the process: together they stay inside EC2's buckets.
+        self._pacer = pacer
+
+    def _paced(self, action: str, params: Mapping[str, Any]) -> None:
+        if self._pacer is not None:
+            self._pacer.wait(action, params)
 
     def _call(self, action: str, resource: str, fn: Callable[..., T], **params: Any) -> T:
+        self._paced(action, params)
         try:
             return fn(**params)
         except (ClientError, BotoCoreError) as exc:
@@ -72,6 +81,7 @@ class Ec2Cloud:
         self, action: str, resource: str, fn: Callable[..., T], **params: Any
     ) -> T | None:
         """A describe call whose not-found answer is None rather than an error."""
+        self._paced(action, params)
         try:
             return fn(**params)
         except ClientError as exc:
@@ -198,6 +208,14 @@ class Ec2Cloud:
             for g in groups
         }
 
+    def refresh(self, group: Group, view: GroupView) -> GroupView:
+        """`view` with its floating resource (ENI, EIP) read again; members as they were."""
+        if group.mode is Mode.ENI and group.eni:
+            return replace(view, eni=self.describe_enis([group.eni]).get(group.eni))
+        if group.eip:
+            return replace(view, address=self.describe_addresses([group.eip]).get(group.eip))
+        return self.observe(group)
+
     def observe(self, group: Group, *, with_status: bool = False) -> GroupView:
         """Everything the planner needs about `group`, read fresh from EC2."""
         return self.observe_many([group], with_status=with_status)[group.name]
@@ -206,6 +224,7 @@ class Ec2Cloud:
 
     def detach(self, attachment_id: str, *, force: bool) -> None:
         """DetachNetworkInterface; an attachment that is already gone counts as detached."""
+        self._paced("DetachNetworkInterface", {})
         try:
             self._ec2.detach_network_interface(AttachmentId=attachment_id, Force=force)
         except ClientError as exc:
@@ -288,6 +307,7 @@ class Ec2Cloud:
                 "(see policies/)",
                 checked=False,
             )
+        self._paced(action, params)
         try:
             fn(DryRun=True, **params)
         except ClientError as exc:

@@ -15,9 +15,12 @@ Steps live in a child table rather than a JSON column so that `record_step` is o
 INSERT: appending never rewrites the move, and two processes appending to the same
 move cannot lose each other's events (a read-modify-write of a JSON list could).
 
-Durability and concurrency: WAL journal with `synchronous=FULL`, so every commit is
-fsynced before the call returns and a SIGKILL (or power loss) right after loses
-nothing. Every call is one transaction; writes take `BEGIN IMMEDIATE` so the write
+Durability and concurrency: WAL journal with `synchronous=NORMAL`: every commit is in
+the WAL before the call returns, so a SIGKILL of the process right after loses nothing;
+only a power loss of the host can drop the last commits. That trade (an fsync per step
+was most of a move's own overhead, see bench/RESULTS.md) is safe because the journal is
+not the truth: every step is re-checked against AWS, and a resource a lost journal left
+owned by nobody is moved at once by the next pass. Every call is one transaction; writes take `BEGIN IMMEDIATE` so the write
 lock is taken up front (no deadlocking upgrade from a read lock), and a 10 s busy
 timeout lets a cron `failover check` and an on-call `failover move` queue behind each
 other instead of failing. WAL needs a local filesystem (not NFS): keep `state.path`
@@ -168,7 +171,7 @@ class SqliteStore:
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if path != ":memory:" and str(mode).lower() != "wal":
                 raise ConfigError(f"state.path {path}: cannot use WAL journal (got {mode})")
-            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA synchronous = NORMAL")
             self._migrate(conn)
         except sqlite3.Error as exc:
             conn.close()

@@ -1,0 +1,131 @@
+"""EC2's request token buckets, and a client-side pacer that waits for a token instead of storming.
+
+EC2 throttles per account and Region with token buckets by API category (DESIGN.md).
+When an Availability Zone fails, hundreds of groups move at once; retrying on
+RequestLimitExceeded only spends more tokens. The pacer keeps this process's calls
+inside the buckets' rates, so calls queue here (on the injected clock) rather than at
+AWS. The same bucket table drives the sandbox's throttling, so the tests throttle
+exactly what the pacer paces.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+# (burst, refill per second) of each category, from AWS's EC2 throttling documentation.
+BUCKET_SIZES: dict[str, tuple[float, float]] = {
+    "mutating": (50.0, 5.0),
+    "private-ip": (100.0, 5.0),
+    "describe": (100.0, 20.0),
+    "unfiltered-describe": (50.0, 10.0),
+}
+
+# Actions that share the mutating bucket. Resource-creating calls have larger buckets of
+# their own on AWS; failover makes none of them.
+MUTATING_THROTTLED = frozenset(
+    {
+        "AttachNetworkInterface",
+        "DetachNetworkInterface",
+        "AssociateAddress",
+        "DisassociateAddress",
+        "ModifyNetworkInterfaceAttribute",
+        "ResetNetworkInterfaceAttribute",
+        "DeleteNetworkInterface",
+        "ModifyInstanceAttribute",
+    }
+)
+PRIVATE_IP_ACTIONS = frozenset({"AssignPrivateIpAddresses", "UnassignPrivateIpAddresses"})
+
+# AWS throttles these harder when they are neither filtered nor paginated nor given ids.
+_UNFILTERED_CAPABLE = {
+    "DescribeInstanceStatus": "InstanceIds",
+    "DescribeNetworkInterfaces": "NetworkInterfaceIds",
+    "DescribeInstances": "InstanceIds",
+}
+
+
+def bucket_for(action: str, params: Mapping[str, Any]) -> str | None:
+    """The bucket `action` draws from, or None when EC2 does not meter it in these buckets."""
+    if action in MUTATING_THROTTLED:
+        return "mutating"
+    if action in PRIVATE_IP_ACTIONS:
+        return "private-ip"
+    if not action.startswith("Describe"):
+        return None
+    ids_key = _UNFILTERED_CAPABLE.get(action)
+    if ids_key is not None and not (
+        params.get(ids_key) or params.get("Filters") or params.get("MaxResults")
+    ):
+        return "unfiltered-describe"
+    return "describe"
+
+
+@dataclass
+class TokenBucket:
+    """`burst` tokens refilled continuously at `refill_per_s`; tokens may go negative (reserved)."""
+
+    burst: float
+    refill_per_s: float
+    tokens: float
+    updated_at: float
+
+    def _refill(self, now: float) -> None:
+        elapsed = max(0.0, now - self.updated_at)
+        self.tokens = min(self.burst, self.tokens + elapsed * self.refill_per_s)
+        self.updated_at = now
+
+    def take(self, now: float) -> bool:
+        """Spend one token if there is one; False means the call would be throttled."""
+        self._refill(now)
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+    def reserve(self, now: float) -> float:
+        """Reserve the next token; the seconds to wait before using it (0 when one is there)."""
+        self._refill(now)
+        self.tokens -= 1.0
+        return 0.0 if self.tokens >= 0.0 else -self.tokens / self.refill_per_s
+
+
+def new_buckets(now: float) -> dict[str, TokenBucket]:
+    """A full set of buckets, one per category, as of `now`."""
+    return {
+        name: TokenBucket(burst, rate, burst, now) for name, (burst, rate) in BUCKET_SIZES.items()
+    }
+
+
+class Pacer:
+    """Waits, before each EC2 call, until this process's share of its bucket has a token.
+
+    Thread-safe: the moves of an AZ failure and the health passes share one pacer, so
+    together they stay inside the account's buckets instead of meeting RequestLimitExceeded.
+    Reservations make waiters queue in arrival order.
+    """
+
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._clock, self._sleep = clock, sleep
+        self._lock = threading.Lock()
+        self._buckets = new_buckets(clock())
+        self.waited_s = 0.0
+
+    def wait(self, action: str, params: Mapping[str, Any]) -> float:
+        """Block until `action` may be sent; returns how long it waited."""
+        bucket = bucket_for(action, params)
+        if bucket is None:
+            return 0.0
+        with self._lock:
+            delay = self._buckets[bucket].reserve(self._clock())
+            self.waited_s += delay
+        if delay > 0:
+            self._sleep(delay)
+        return delay
