@@ -64,8 +64,9 @@ class Sandbox:
         *groups: dict[str, Any],
         defaults: dict[str, Any] | None = None,
         name: str = "config.yaml",
+        **sections: Any,
     ) -> Path:
-        document = {
+        document: dict[str, Any] = {
             "aws": {"region": REGION, "endpoint_url": self.url, "max_attempts": 8},
             "state": {"path": str(self.tmp_path / "state.db")},
             # Several daemons may run at once in the tests: let the OS pick the metrics port.
@@ -73,6 +74,7 @@ class Sandbox:
             "defaults": {"move_timeout": "30s", "detach_timeout": "5s", **(defaults or {})},
             "groups": list(groups),
         }
+        document.update(sections)
         return write_config(self.tmp_path / name, document)
 
     def eni_attachment(self, eni_id: str) -> dict[str, Any] | None:
