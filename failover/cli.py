@@ -42,6 +42,7 @@ from failover.planner import validation_problems
 from failover.ports import StepRecord, Store
 from failover.probes import run_probes
 from failover.runtime import runtime
+from failover.statelock import claim, state_lock
 from failover.store import open_store
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -334,17 +335,25 @@ def check(dry_run: bool, config_path: Path | None) -> None:
     """One pass over every group (for cron): probe, decide, fail over; exit 0, 1 or 3."""
     settings = load_settings(config_path)
     names = [] if dry_run else [g.name for g in settings.groups]
-    with wired(settings) as w, leased(w, names) as refused, runtime(settings) as rt:
-        monitor = Monitor(
-            w.cloud,
-            w.store,
-            w.engine,
-            w.engine.clock,
-            alert=rt.alert,
-            after_move=rt.after_move,
-        )
-        mine = [g for g in settings.groups if g.name not in refused]
-        outcomes = monitor.run_pass(mine, dry_run=dry_run) if mine else []
+    lock = None
+    if settings.state.backend == "sqlite" and not dry_run:
+        lock = state_lock(settings.state.path)
+        claim(lock, settings.state.path, "a failover daemon or another check")
+    try:
+        with wired(settings) as w, leased(w, names) as refused, runtime(settings) as rt:
+            monitor = Monitor(
+                w.cloud,
+                w.store,
+                w.engine,
+                w.engine.clock,
+                alert=rt.alert,
+                after_move=rt.after_move,
+            )
+            mine = [g for g in settings.groups if g.name not in refused]
+            outcomes = monitor.run_pass(mine, dry_run=dry_run) if mine else []
+    finally:
+        if lock is not None:
+            lock.release()
     for outcome in outcomes:
         click.echo(outcome.summary())
     for name in refused:

@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
-from filelock import FileLock, Timeout
 
 from failover import config as config_module
-from failover.errors import ConfigError, FailoverError
+from failover.errors import ConfigError
+from failover.statelock import claim, state_lock
 
 if TYPE_CHECKING:
     from failover.config import Group, Settings
@@ -41,22 +41,12 @@ log = logging.getLogger(__name__)
 DEFAULT_STATUS_INTERVAL_S = 30.0
 
 
-class AlreadyRunningError(FailoverError):
-    """Another `failover run` holds the state file's lock."""
-
-    exit_code = 3
-
-
 def status_interval(settings: Settings) -> float:
     """How often the daemon asks DescribeInstanceStatus: the shortest ec2 check interval."""
     intervals = [
         c.interval_s for g in settings.groups for c in g.checks if c.type == "ec2" and c.interval_s
     ]
     return min(intervals) if intervals else DEFAULT_STATUS_INTERVAL_S
-
-
-def lock_path(settings: Settings) -> Path:
-    return Path(settings.state.path).with_name(Path(settings.state.path).name + ".lock")
 
 
 class Daemon:
@@ -93,18 +83,13 @@ class Daemon:
             executors={"default": ThreadPoolExecutor(max_workers=4)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         )
-        self._lock = FileLock(str(lock_path(settings)))
+        self._lock = state_lock(settings.state.path)
 
     def claim(self) -> None:
         """Take the state file's lock, or refuse: one daemon per state file (no lock with leases)."""
         if self._fence is not None or self._lock.is_locked:
             return
-        try:
-            self._lock.acquire(timeout=0)
-        except Timeout:
-            raise AlreadyRunningError(
-                f"another failover daemon holds {lock_path(self.settings)}: one daemon per state file"
-            ) from None
+        claim(self._lock, self.settings.state.path, "another failover daemon")
 
     def serve(self) -> int:
         """Run until told to stop; return the exit code."""

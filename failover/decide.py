@@ -12,9 +12,10 @@ A group's states, as the daemon and the cron check see them:
 
 Rules, in the order they are applied:
 1. A held group moves only when an operator says so.
-2. Nobody owns the resource (a detach finished, an attach never came): move it to the
+2. If every member of every group failed in the same pass, suspect our own network.
+3. Nobody owns the resource (a detach finished, an attach never came): move it to the
    best healthy member, at once: leaving it unowned is the one thing worse than a move.
-3. If every member of every group failed in the same pass, suspect our own network.
+   An instance outside the group owns it: never take it back automatically; `degraded`.
 4. The active member is down after `fall` consecutive failures; then: no move within
    `cooldown` of the last one; `max_moves_per_hour` reached holds the group; no healthy
    candidate is `degraded`; else move to the highest-preference healthy candidate.
@@ -103,6 +104,13 @@ def decide(
         return Decision("held", f"held for an operator: {facts.held_reason or 'flap limit'}")
     active = view.active
     healthy = _healthy_candidates(view, group, health)
+    if active is not None and active not in group.instance_ids:
+        # Someone moved it by hand to a non-member: taking it back could cut live traffic.
+        return Decision(
+            "degraded",
+            f"{group.resource} is on {active}, which is not a member of the group: "
+            "an operator must move it (`failover move`) or add the instance to the group",
+        )
     if active is None:
         if facts.network_suspect:
             return Decision(

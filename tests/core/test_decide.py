@@ -569,3 +569,15 @@ def test_failover_move_marks_source_failed_and_failback_does_not() -> None:
 def test_decision_is_a_value() -> None:
     d = decide(view(), group(), health(up(A)), facts())
     assert d == Decision("stay", f"active {A} is healthy")
+
+
+def test_a_resource_on_a_non_member_is_degraded_never_taken_back() -> None:
+    """Rule: an instance outside the group owns the resource: alert (degraded), move nothing."""
+    outsider = "i-0dddddddddddddddd"
+    members = (inst(A), inst(B), inst(C))
+    att = Attachment("eni-attach-9", outsider, 1, "attached", False)
+    seen = GroupView("db", Mode.ENI, members, eni=Eni(ENI, AZ, "in-use", att))
+    decision = decide(seen, group(), health(up(A), up(B), up(C)), facts())
+    assert decision.action == "degraded"
+    assert outsider in decision.reason
+    assert decision.target is None

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import free_port
+from ..conftest import free_port, run_cli
 from .conftest import DaemonProcess, Loopback, Sandbox, wait_until
 
 
@@ -112,4 +112,26 @@ def test_daemon_counts_the_move_in_metrics_and_alerts_the_webhook(
     assert world.standbys[0] in finished["text"]
     wait_until(marker.exists, 15, "the after_move hook to run")
     assert marker.read_text() == f"{world.standbys[0]} {world.eni_id}"
+    assert d.running
+
+
+def test_check_refuses_while_a_daemon_acts_on_the_same_state(
+    sandbox: Callable[..., Sandbox],
+    loopback: Callable[..., Loopback],
+    daemon: Callable[[Path], DaemonProcess],
+) -> None:
+    """Rule: one acting orchestrator per SQLite state: a cron check next to a daemon exits 3."""
+    sb = sandbox()
+    world = sb.world("eni")
+    lo = loopback([world.primary, world.standbys[0]])
+    group = sb.group(world, "eni", members=lo.members(), checks=[lo.check()])
+    config = sb.config(group, defaults={"interval": "500ms", "timeout": "300ms"})
+    d = daemon(config)
+    wait_until(lambda: (sb.tmp_path / "state.db.lock").exists(), 30, "the daemon's lock")
+    sb.layer.reset_log()
+    done = run_cli("check", "--config", str(config))
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "holds" in done.stderr
+    assert "state.db.lock" in done.stderr
+    assert sb.layer.mutating_calls() == []
     assert d.running
