@@ -367,6 +367,7 @@ def wire(doc: dict[str, Any], recorder: Recorder | None = None, max_parallel_mov
     """Build what `failover run` builds (cli.wired + Monitor), with recording hooks injected."""
     from failover.aws.clients import make_client
     from failover.aws.ec2 import Ec2Cloud
+    from failover.aws.pacing import Pacer
     from failover.config import parse
     from failover.engine import Engine
     from failover.monitor import Monitor
@@ -379,7 +380,8 @@ def wire(doc: dict[str, Any], recorder: Recorder | None = None, max_parallel_mov
     ec2 = timer.attach(make_client(settings.aws, "ec2"))
     sts = timer.attach(make_client(settings.aws, "sts"))
     clock = RecordingClock(rec)
-    cloud = Ec2Cloud(ec2, sts, clock.now)
+    # Paced like `failover run` (cli.make_cloud): the AZ-failure figures depend on it.
+    cloud = Ec2Cloud(ec2, sts, clock.now, Pacer(clock.monotonic, clock.sleep))
     store = open_store(settings.state)
 
     def on_step(step: Any, event: Any) -> None:

@@ -90,6 +90,10 @@ def main() -> int:
     log_to_file(Path("/tmp/failover-bench.log"))
     started = time.monotonic()
     results: dict[str, Any] = {"machine": machine(), "quick": quick}
+    previous = args.out / "results.json"
+    if args.only and previous.exists():
+        # Rerun some measures, keep the others' last figures.
+        results = {**json.loads(previous.read_text()), **results}
     plan = {
         "failover_time": lambda: failover_time.run(
             runs=3 if quick else 20, quick=10 if quick else 25
@@ -111,7 +115,8 @@ def main() -> int:
             results.setdefault("errors", {})[name] = traceback.format_exc()
             print(f"[{name}] FAILED:\n{results['errors'][name]}", flush=True)
         print(f"[{name}] {time.monotonic() - t0:.0f}s", flush=True)
-    sc = results.get("scale", {})
+    ran_scale = not args.only or "scale" in args.only
+    sc = results.get("scale", {}) if ran_scale else {}
     for key in ("1000", "10000"):
         if key in sc:
             per = [
@@ -128,7 +133,8 @@ def main() -> int:
                         "floor": math.ceil(int(key) / 100),
                     }
                 )
-    results["wall_s"] = time.monotonic() - started
+    if not args.only:
+        results["wall_s"] = time.monotonic() - started
     results["notes"] = findings(results)
     args.out.mkdir(parents=True, exist_ok=True)
     pngs = plots(results, args.out)
