@@ -25,9 +25,10 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import IO, Protocol
+from typing import Protocol
 
 from failover.errors import CloudError, TransientCloudError
+from failover.probes.command import exit_reason, first_line
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +188,7 @@ def run_command(argv: Sequence[str], timeout_s: float) -> tuple[bool, str]:
             _kill_group(process)
         if returncode == 0:
             return True, f"command {name}: exit 0"
-        return False, f"command {name}: {_exit_reason(returncode, stderr, stdout)}"
+        return False, f"command {name}: {exit_reason(returncode, stderr, stdout)}"
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
@@ -195,27 +196,6 @@ def _kill_group(process: subprocess.Popen[bytes]) -> None:
     if process.returncode is None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(process.pid, signal.SIGKILL)
-
-
-def _first_line(output: IO[bytes] | str) -> str:
-    if isinstance(output, str):
-        text = output
-    else:
-        output.seek(0)
-        text = output.read(_OUTPUT_PEEK_BYTES).decode("utf-8", errors="replace")
-    return next((line.strip() for line in text.splitlines() if line.strip()), "")[:200]
-
-
-def _exit_reason(returncode: int, stderr: IO[bytes], stdout: IO[bytes]) -> str:
-    if returncode < 0:
-        try:
-            what = f"killed by {signal.Signals(-returncode).name}"
-        except ValueError:
-            what = f"killed by signal {-returncode}"
-    else:
-        what = f"exit {returncode}"
-    line = _first_line(stderr) or _first_line(stdout)
-    return f"{what}: {line}" if line else what
 
 
 def run_ssm(
@@ -254,7 +234,7 @@ def run_ssm(
         pause = min(pause * 2, _POLL_MAX_S)
     if last.status == "Success":
         return True, f"{where}: Success"
-    line = _first_line(last.stderr) or _first_line(last.stdout) or last.details
+    line = first_line(last.stderr) or first_line(last.stdout) or last.details
     code = f" (exit {last.response_code})" if last.response_code >= 0 else ""
     return False, f"{where}: {last.status}{code}" + (f": {line}" if line else "")
 

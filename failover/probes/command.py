@@ -34,9 +34,13 @@ def command_argv(target: ProbeTarget, check: CommandCheck) -> list[str]:
     ]
 
 
-def _first_line(output: IO[bytes]) -> str:
-    output.seek(0)
-    text = output.read(_OUTPUT_PEEK_BYTES).decode("utf-8", errors="replace")
+def first_line(output: IO[bytes] | str) -> str:
+    """The first non-blank line of a command's output (a file, or text), at most 200 characters."""
+    if isinstance(output, str):
+        text = output
+    else:
+        output.seek(0)
+        text = output.read(_OUTPUT_PEEK_BYTES).decode("utf-8", errors="replace")
     return next((line.strip() for line in text.splitlines() if line.strip()), "")[:200]
 
 
@@ -48,7 +52,8 @@ def _kill_group(process: asyncio.subprocess.Process) -> None:
             os.killpg(process.pid, signal.SIGKILL)
 
 
-def _exit_reason(returncode: int, stderr: IO[bytes], stdout: IO[bytes]) -> str:
+def exit_reason(returncode: int, stderr: IO[bytes], stdout: IO[bytes]) -> str:
+    """`exit N` or `killed by SIGX`, with the first line the command said about it."""
     if returncode < 0:
         try:
             name = signal.Signals(-returncode).name
@@ -58,7 +63,7 @@ def _exit_reason(returncode: int, stderr: IO[bytes], stdout: IO[bytes]) -> str:
     else:
         what = f"exit {returncode}"
     # Many check scripts (Nagios plugins) explain themselves on stdout, not stderr.
-    line = _first_line(stderr) or _first_line(stdout)
+    line = first_line(stderr) or first_line(stdout)
     return f"{what}: {line}" if line else what
 
 
@@ -94,4 +99,4 @@ async def probe_command(target: ProbeTarget, check: CommandCheck) -> tuple[bool,
             _kill_group(process)
         if returncode == 0:
             return True, "exit 0"
-        return False, _exit_reason(returncode, stderr, stdout)
+        return False, exit_reason(returncode, stderr, stdout)
