@@ -34,7 +34,6 @@ log = logging.getLogger(__name__)
 
 Alert = Callable[[str, str, str], None]  # (event, group, message), as failover.monitor.Alert
 
-_OUTPUT_PEEK_BYTES = 4096
 _REAP_GRACE_S = 5.0
 _POLL_FIRST_S, _POLL_MAX_S = 0.5, 2.0
 # GetCommandInvocation statuses after which nothing more will happen.
