@@ -58,12 +58,12 @@ import json
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
-from types import TracebackType
 from typing import Any
 
 from failover.aws.dynamodb import PK, SK, TRANSACTION_MAX_ITEMS, Delete, DynamoTable, Put, Update
 from failover.errors import FailoverError
 from failover.ports import GroupState, MemberHealth, MoveRecord, StepRecord
+from failover.store.closing import Closing
 
 IN_PROGRESS = "in-progress"
 """The outcome of a journaled move that has not finished."""
@@ -103,7 +103,7 @@ def _time_key(seconds: float) -> str:
     return f"{seconds:024.6f}"
 
 
-class DynamoStore:
+class DynamoStore(Closing):
     """The Store port on one DynamoDB table: every write atomic, every read consistent."""
 
     def __init__(self, table: DynamoTable) -> None:
@@ -294,19 +294,6 @@ class DynamoStore:
     def close(self) -> None:
         """Stop using the table; idempotent. Later calls raise FailoverError."""
         self._closed = True
-
-    def __enter__(self) -> DynamoStore:
-        """Use as a context manager that closes the store on exit."""
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Close the store."""
-        self.close()
 
 
 def _open_sk(pk: str, sk: str) -> str:

@@ -35,11 +35,11 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from failover.errors import ConfigError, FailoverError
 from failover.ports import GroupState, MemberHealth, MoveRecord, StepRecord
+from failover.store.closing import Closing
 
 SCHEMA_VERSION = 1
 """The schema this code writes; `PRAGMA user_version` records the file's."""
@@ -120,7 +120,7 @@ _STEP_COLUMNS = "move_id, kind, description, phase, at, elapsed_s, detail"
 _IN_CHUNK = 500
 
 
-class SqliteStore:
+class SqliteStore(Closing):
     """The Store port on one SQLite file: every method is one committed transaction."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -390,19 +390,6 @@ class SqliteStore:
             conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
-
-    def __enter__(self) -> SqliteStore:
-        """Use as a context manager that closes the store on exit."""
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Close the store."""
-        self.close()
 
 
 def _step_row(move_id: str, step: StepRecord) -> tuple[Any, ...]:
