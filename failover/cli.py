@@ -218,7 +218,7 @@ def move(
                 click.echo("  it will be finished first (the journal replays it against AWS)")
                 target = target or pending[-1].target
             else:
-                results = w.engine.resume(group)
+                results = w.engine.resume(group, force=force)
                 for result in results:
                     click.echo(f"  finished: {group.resource} is on {result.target}")
                 if target is None or target in {r.target for r in results}:

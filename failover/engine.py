@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from failover import converge
@@ -135,7 +135,7 @@ class Engine:
         `force` (the operator's --force) and `source_failed` (probes or EC2 say the member
         being left is down) are what allow a Force detach when a graceful one hangs.
         """
-        self.resume(group)
+        self.resume(group, force=force)
         view = self.cloud.observe(group)
         chosen = self.choose_target(view, group, target)
         plan = plan_move(view, group, chosen)
@@ -168,10 +168,21 @@ class Engine:
         )
         return self._execute(group, record)
 
-    def resume(self, group: Group) -> list[MoveResult]:
-        """Finish every move of `group` the journal shows as started but not finished."""
+    def resume(self, group: Group, *, force: bool = False) -> list[MoveResult]:
+        """Finish every move of `group` the journal shows as started but not finished.
+
+        Whether a hanging detach may be Forced is judged again now, not trusted from the
+        journal: the member being left may have recovered since the crash. A resumed move
+        may Force only with the operator's `force`, or when its journal allowed it and EC2
+        still shows that member failed. Otherwise a hang ends the resume, and the health
+        pass (which knows the probes) decides again.
+        """
         results = []
-        for record in self.store.open_moves(group.name):
+        for journaled in self.store.open_moves(group.name):
+            view = self.cloud.observe(group)
+            leaving = view.member(journaled.source) if journaled.source else None
+            still_failed = leaving is None or leaving.failed_in_ec2
+            record = replace(journaled, forced=force or (journaled.forced and still_failed))
             log.warning(
                 "group %s: resuming move %s (%s -> %s) left unfinished at %s",
                 group.name,
@@ -308,57 +319,30 @@ class Engine:
         plan = plan_move(view, group, target)
         for step in plan.skipped:
             self._emit(
-                step,
-                record,
-                events,
-                StepRecord(
-                    step.kind,
-                    step.describe(),
-                    "skipped",
-                    self.clock.now(),
-                    detail="already true in AWS",
-                ),
+                step, record, events, self._event(step, "skipped", None, "already true in AWS")
             )
         for step in plan.steps:
             began = self.clock.monotonic()
-            self._emit(
-                step,
-                record,
-                events,
-                StepRecord(step.kind, step.describe(), "started", self.clock.now()),
-            )
+            self._emit(step, record, events, self._event(step, "started"))
             try:
                 detail = self._run_step(group, record, step, deadline)
-            except (_TargetRefused, LeaseLostError):
+            except LeaseLostError:
                 raise  # a lost lease: journal nothing more, the group is another's now
-            except FailoverError as exc:
-                self._emit(
-                    step,
-                    record,
-                    events,
-                    StepRecord(
-                        step.kind,
-                        step.describe(),
-                        "failed",
-                        self.clock.now(),
-                        self.clock.monotonic() - began,
-                        str(exc),
-                    ),
-                )
+            except _TargetRefused as refused:
+                # Closed in the journal too: the retarget that follows is a new attempt.
+                self._emit(step, record, events, self._event(step, "failed", began, refused.why))
                 raise
-            self._emit(
-                step,
-                record,
-                events,
-                StepRecord(
-                    step.kind,
-                    step.describe(),
-                    "done",
-                    self.clock.now(),
-                    self.clock.monotonic() - began,
-                    detail,
-                ),
-            )
+            except FailoverError as exc:
+                self._emit(step, record, events, self._event(step, "failed", began, str(exc)))
+                raise
+            self._emit(step, record, events, self._event(step, "done", began, detail))
+
+    def _event(
+        self, step: Step, phase: str, began: float | None = None, detail: str = ""
+    ) -> StepRecord:
+        """A journal event for `step`; `began` (monotonic) gives its elapsed time."""
+        elapsed = self.clock.monotonic() - began if began is not None else 0.0
+        return StepRecord(step.kind, step.describe(), phase, self.clock.now(), elapsed, detail)
 
     def _emit(
         self, step: Step | None, record: MoveRecord, events: list[StepRecord], event: StepRecord

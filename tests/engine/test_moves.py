@@ -213,3 +213,39 @@ def test_next_candidate_takes_the_eni_when_the_chosen_standby_refuses(rig: RigFa
     (record,) = r.store.history("g")
     assert record.target == second
     assert any(s.kind == "retarget" for s in record.steps)
+
+
+def test_resumed_move_does_not_force_away_from_a_member_that_recovered(rig: RigFactory) -> None:
+    """Rule: Force on resume is judged from AWS now, not trusted from the journal."""
+    from failover.ports import MoveRecord
+
+    r = rig("eni", detach_timeout="1s")
+    r.layer.stick_detach(r.world.eni_id or "")
+    attachment = r.eni()["Attachment"]["AttachmentId"]
+    # A crashed failover: journaled as Force-allowed (the primary was down then), detach sent.
+    r.store.begin_move(
+        MoveRecord(
+            move_id="crashed1",
+            group="g",
+            mode="eni",
+            resource=r.world.eni_id or "",
+            source=r.world.primary,
+            target=standby(r.world),
+            caller="test",
+            reason="primary failed",
+            started_at=0.0,
+            forced=True,
+        )
+    )
+    r.cloud.detach(attachment, force=False)
+    r.layer.reset_log()
+    with pytest.raises(StuckDetachError, match="--force"):
+        r.engine.resume(r.group)
+    assert r.eni()["Attachment"]["InstanceId"] == r.world.primary
+    assert not r.layer.calls_to("DetachNetworkInterface")  # no Force from a running primary
+    # The refused resume closed its journal entry (the ENI is still the primary's); the
+    # operator's rerun with --force is a move that finds the detach pending and Forces it.
+    assert r.store.open_moves("g") == []
+    r.engine.move(r.group, target=standby(r.world), force=True)
+    assert r.eni_owner() == standby(r.world)
+    assert [c.params.get("Force") for c in r.layer.calls_to("DetachNetworkInterface")] == [True]
