@@ -109,6 +109,8 @@ class Monitor:
         # Metrics and post-move hooks observe; a move never waits on them.
         self._on_health, self._on_move, self._after_move = on_health, on_move, after_move
         self._status_cache: dict[str, bool | None] = {}
+        # Members' primary IPs as the last pass saw them: the `{address}` of post-move hooks.
+        self._private_ips: dict[str, str] = {}
 
     def run_pass(
         self, groups: Sequence[Group], *, dry_run: bool = False, ec2_due: bool = True
@@ -171,6 +173,9 @@ class Monitor:
         unknown = any(i not in self._status_cache for i in ec2_members)
         wants_status = bool(ec2_members) and (ec2_due or unknown)
         views = self.cloud.observe_many(groups, with_status=wants_status)
+        self._private_ips.update(
+            {m.instance_id: m.private_ip for v in views.values() for m in v.members if m.private_ip}
+        )
         if wants_status:
             for view in views.values():
                 self._status_cache.update({m.instance_id: m.status_ok for m in view.members})
@@ -282,7 +287,7 @@ class Monitor:
         if self._after_move is None:
             return
         member = group.member(result.target)
-        address = member.address if member and member.address else ""
+        address = (member.address if member else None) or self._private_ips.get(result.target, "")
         self._after_move(group, result, address)
 
     def _try_move(self, group: Group, decision: Decision) -> GroupOutcome:
