@@ -35,7 +35,8 @@ from failover.errors import (
     PermissionDeniedError,
     RefusedError,
 )
-from failover.lease import DynamoLease, Fence, holding
+from failover.fence import Fence, holding
+from failover.lease_tables import DynamoLease
 from failover.model import Mode, Step
 from failover.monitor import Monitor
 from failover.planner import validation_problems
@@ -87,14 +88,21 @@ def load_settings(config_path: Path | None) -> Settings:
 
 @contextmanager
 def wired(
-    settings: Settings, on_step: Callable[[Step | None, StepRecord], None] | None = None
+    settings: Settings,
+    on_step: Callable[[Step | None, StepRecord], None] | None = None,
+    *,
+    daemon: bool = False,
 ) -> Iterator[Wiring]:
-    """Build clients, the store and the engine; close the store afterwards."""
+    """Build clients, the store and the engine; close the store afterwards.
+
+    `daemon`: this process takes a share of the groups (`run`); one-shot commands hold
+    only the leases they take.
+    """
     clock = SystemClock()
     cloud = make_cloud(settings, clock)
     store = open_store(settings.state, settings.aws)
     try:
-        fence = make_fence(settings, clock)
+        fence = make_fence(settings, clock, daemon=daemon)
         engine = Engine(
             cloud,
             store,
@@ -108,14 +116,14 @@ def wired(
         store.close()
 
 
-def make_fence(settings: Settings, clock: SystemClock) -> Fence | None:
+def make_fence(settings: Settings, clock: SystemClock, *, daemon: bool = False) -> Fence | None:
     """The groups' leases in the state table (dynamodb backend): several orchestrators share it."""
     if settings.state.backend != "dynamodb" or settings.state.table is None:
         return None
     from failover.aws.dynamodb import DynamoTable
 
     table = DynamoTable(make_client(settings.aws, "dynamodb"), settings.state.table)
-    lease = DynamoLease(table, clock, ttl_s=settings.state.lease_ttl_s)
+    lease = DynamoLease(table, clock, ttl_s=settings.state.lease_ttl_s, spreads=daemon)
     return Fence(lease, {g.name: g.resource for g in settings.groups})
 
 
@@ -295,7 +303,7 @@ def run(config_path: Path | None) -> None:
         sdnotify.watchdog()
 
     try:
-        with wired(settings) as w, runtime(settings, metrics=metrics) as rt:
+        with wired(settings, daemon=True) as w, runtime(settings, metrics=metrics) as rt:
             monitor = Monitor(
                 w.cloud,
                 w.store,

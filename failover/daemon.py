@@ -6,7 +6,7 @@ on its own interval while the describes of a pass stay batched. Jobs never overl
 then exits 0; SIGHUP reloads the config, keeping the old one if the new one is invalid.
 A lock on the state file keeps a second daemon off the same state (sqlite backend). With
 the dynamodb backend several daemons share the table instead: a Spreader job, every
-lease renew interval, shares the groups among the live daemons by lease, a pass probes
+lease round (see `lease_round_s`), shares the groups among the live daemons by lease, a pass probes
 and moves only the groups this daemon holds, and SIGTERM gives the leases back.
 """
 
@@ -31,7 +31,7 @@ from failover.statelock import claim, state_lock
 
 if TYPE_CHECKING:
     from failover.config import Group, Settings
-    from failover.lease import Fence
+    from failover.fence import Fence
     from failover.monitor import Monitor
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ class Daemon:
         self._fence = fence
         self._spreader = None
         if fence is not None:
-            from failover.lease import Spreader
+            from failover.spread import Spreader
 
             self._spreader = Spreader(fence.lease)
         self._on_pass = on_pass
@@ -117,9 +117,7 @@ class Daemon:
             return 0
         finally:
             if self._fence is not None:
-                from failover.lease import release_all
-
-                release_all(self._fence)
+                self._fence.release_all()
             if self._lock.is_locked:
                 self._lock.release()
 
@@ -165,7 +163,7 @@ class Daemon:
             self._scheduler.add_job(
                 self.rebalance,
                 "interval",
-                seconds=self._fence.lease.renew_every_s,
+                seconds=lease_round_s(settings, self._fence.lease.renew_every_s),
                 id="lease-rebalance",
                 name="renew, take and give back group leases",
                 coalesce=True,
@@ -197,8 +195,16 @@ class Daemon:
             return
         before = set(self._fence.tokens())
         self._fence.hold(held)
-        if set(held) != before:
-            log.info("holding the leases of %d groups: %s", len(held), ", ".join(sorted(held)))
+        taken, lost = sorted(held.keys() - before), sorted(before - held.keys())
+        if taken or lost:
+            log.info(
+                "holding the leases of %d groups (%d taken: %s; %d given up or lost: %s)",
+                len(held),
+                len(taken),
+                _some(taken),
+                len(lost),
+                _some(lost),
+            )
 
     def _status_due(self, job: float) -> bool:
         """Whether this job's pass asks for fresh status checks: each job on its own timer.
@@ -237,6 +243,20 @@ class Daemon:
                 self._first_pass_done.set()
                 if self._on_first_pass is not None:
                     self._on_first_pass()
+
+
+def lease_round_s(settings: Settings, renew_every_s: float) -> float:
+    """How often the lease round runs: every renew interval, or half the shortest health
+    interval if that is sooner, so a dead daemon's groups are taken over within a TTL and
+    one interval of its last heartbeat (a round to first see it, a TTL, a round to act)."""
+    shortest = min((g.policy.interval_s for g in settings.groups), default=renew_every_s * 2)
+    return min(renew_every_s, shortest / 2)
+
+
+def _some(names: list[str], limit: int = 10) -> str:
+    """A log-sized list: the first `limit` names, then how many more."""
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return (", ".join(names[:limit]) or "none") + more
 
 
 def _now() -> dt.datetime:

@@ -7,11 +7,12 @@ Items cross this edge as plain Python values (str, int, float, bool, None, lists
 numbers come back as `Decimal` (DynamoDB normalizes them, so 1.0 reads back as 1): callers
 convert with `float()` / `int()`. `create_table` is what `failover validate --create-table`
 runs; the key design of what goes in the table belongs to its users (failover/store/dynamodb.py,
-failover/lease.py).
+failover/lease_tables.py).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 import time
@@ -45,6 +46,9 @@ EXPIRES = "expires"
 TRANSACTION_MAX_ITEMS = 100
 """TransactWriteItems takes at most this many actions."""
 
+BATCH_GET_MAX_KEYS = 100
+"""BatchGetItem takes at most this many keys."""
+
 # Throttling and 5xx that botocore's retry mode did not absorb, and conflicts worth a retry.
 _TRANSIENT = frozenset(
     {
@@ -69,6 +73,8 @@ class Put:
 
     item: Mapping[str, Any]
     condition: str | None = None
+    names: Mapping[str, str] | None = None
+    values: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -139,6 +145,34 @@ class DynamoTable:
         )
         item = reply.get("Item")
         return None if item is None else _from_item(item)
+
+    def get_many(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+        """The items at `keys` (strongly consistent, BatchGetItem), by key; absent ones left out.
+
+        Keys the service leaves unprocessed (throttling) are asked again, with a short
+        backoff, until every one is answered.
+        """
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), BATCH_GET_MAX_KEYS):
+            request: dict[str, Any] = {
+                self.name: {
+                    "Keys": [_key(pk, sk) for pk, sk in unique[start : start + BATCH_GET_MAX_KEYS]],
+                    "ConsistentRead": True,
+                }
+            }
+            for attempt in itertools.count():
+                reply = self._call(
+                    "BatchGetItem", self._client.batch_get_item, RequestItems=request
+                )
+                for raw in reply.get("Responses", {}).get(self.name, []):
+                    item = _from_item(raw)
+                    found[(str(item[PK]), str(item[SK]))] = item
+                request = reply.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                self._sleep(min(_CONFLICT_BACKOFF_S * 2**attempt, 1.0) * random.uniform(0.5, 1.5))
+        return found
 
     def put(
         self,
@@ -238,7 +272,7 @@ class DynamoTable:
     def _action(self, write: Write) -> dict[str, Any]:
         if isinstance(write, Put):
             put = {"TableName": self.name, "Item": _to_item(write.item)}
-            return {"Put": {**put, **_expression_args(write.condition, None, None)}}
+            return {"Put": {**put, **_expression_args(write.condition, write.names, write.values)}}
         if isinstance(write, Update):
             update = {
                 "TableName": self.name,

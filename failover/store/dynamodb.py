@@ -10,13 +10,13 @@ Key design (one table, on-demand billing, string keys `pk` HASH / `sk` RANGE, no
     group#<group>        health#<instance_id>                    MemberHealth of one member
     group#<group>        state                                   GroupState
     group#<group>        lease                                   the group's lease
-                                                                 (failover/lease.py)
+                                                                 (failover/lease_tables.py)
     moveid#<move_id>     moveid                                  pointer: the move's group
                                                                  partition and sort key
     open                 group#<group>|move#<started_at>#<id>    marker of an in-progress
                                                                  move (the same two keys)
     orchestrators        holder#<holder_id>                      an orchestrator's heartbeat
-                                                                 (failover/lease.py)
+                                                                 (failover/lease_tables.py)
 
 `<started_at>` is the epoch seconds zero-padded to a fixed width (`%024.6f`) and `<n>` is
 zero-padded too, so within a group's partition the moves sort by start time, each followed

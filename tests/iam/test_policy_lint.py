@@ -45,6 +45,7 @@ EC2_SCOPE = {
     "ec2:AssociateAddress": {"elastic-ip", "instance", "network-interface"},
 }
 DYNAMODB_RUNTIME = {
+    "dynamodb:BatchGetItem",
     "dynamodb:DeleteItem",
     "dynamodb:DescribeTable",
     "dynamodb:GetItem",

@@ -8,7 +8,7 @@ error would (for DynamoDB: a client whose calls raise botocore's EndpointConnect
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +17,8 @@ from botocore.exceptions import EndpointConnectionError
 
 from failover.aws.dynamodb import DynamoTable
 from failover.errors import TransientCloudError
-from failover.lease import DynamoLease, FakeLease, LeaseRecord, MemoryLeaseTable, TableLease
+from failover.lease import Beat, Claim, LeaseRecord, TableLease
+from failover.lease_tables import DynamoLease, FakeLease, MemoryLeaseTable
 
 from ..store.moto_dynamodb import fresh_table, in_process_dynamodb
 
@@ -63,22 +64,19 @@ class CuttableTable:
             raise TransientCloudError(action, "NetworkError", "link cut by the test")
         return self._table
 
-    def read(self, group: str) -> LeaseRecord | None:
-        return self._reach("read").read(group)
+    def read_many(self, groups: Sequence[str]) -> dict[str, LeaseRecord]:
+        return self._reach("read_many").read_many(groups)
 
-    def create(self, record: LeaseRecord) -> bool:
-        return self._reach("create").create(record)
+    def write(self, claim: Claim) -> bool:
+        return self._reach("write").write(claim)
 
-    def replace(self, record: LeaseRecord, rvn: str) -> bool:
-        return self._reach("replace").replace(record, rvn)
+    def write_all(self, claims: Sequence[Claim]) -> bool:
+        return self._reach("write_all").write_all(claims)
 
-    def refresh(self, record: LeaseRecord, holder: str, token: int) -> bool:
-        return self._reach("refresh").refresh(record, holder, token)
+    def beat(self, beat: Beat) -> None:
+        self._reach("beat").beat(beat)
 
-    def beat(self, holder: str, rvn: str, at: float) -> None:
-        self._reach("beat").beat(holder, rvn, at)
-
-    def beats(self) -> dict[str, str]:
+    def beats(self) -> dict[str, Beat]:
         return self._reach("beats").beats()
 
 
@@ -118,6 +116,9 @@ class Rig:
 
     def cut(self, lease: TableLease) -> None:
         self._switches[lease.holder_id].cut = True
+
+    def uncut(self, lease: TableLease) -> None:
+        self._switches[lease.holder_id].cut = False
 
 
 @pytest.fixture(scope="module")

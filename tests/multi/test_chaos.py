@@ -85,11 +85,11 @@ TTL_S = 2.5
 INTERVAL_S = 0.5
 POLL_S = 0.1
 TOLERANCE_S = POLL_S
-# How long a move may stay open: a dead holder's groups are taken over about two TTLs
-# after its last renewal (heartbeat, then lease, each seen unchanged for a TTL), plus
-# two renew intervals, a replacement daemon's start-up and the resumed move itself.
+# How long a move may stay open: a dead holder's groups are taken over a TTL after its
+# last heartbeat plus up to two lease rounds (half an interval each), then come a pass,
+# a replacement daemon's start-up and the resumed move itself.
 OPEN_SLACK_S = 10.0
-OPEN_BOUND_S = 2 * TTL_S + OPEN_SLACK_S
+OPEN_BOUND_S = TTL_S + OPEN_SLACK_S
 ROUND_TIMEOUT_S = 60.0
 DETACH, ATTACH = "DetachNetworkInterface", "AttachNetworkInterface"
 KILL_POINTS: list[str | None] = [DETACH, ATTACH, None]

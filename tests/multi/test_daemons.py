@@ -4,10 +4,11 @@ Each group is held by exactly one daemon; the holder of a group is SIGKILLed rig
 its DetachNetworkInterface (found through the lease item, whose holder id carries its
 pid); another daemon takes the group over and finishes the journaled move.
 
-Take-over time: the others see the dead daemon's heartbeat unchanged for a TTL before
-they reassign its groups, then the new owner sees the group's lease unchanged for
-another TTL before it takes it (the lease never compares clocks across hosts), so the
-bound is about 2 x TTL + a renew interval + a pass.
+Take-over time: the others see the dead daemon's heartbeat unchanged for a TTL (by their
+own clocks, never comparing clocks across hosts), then the next lease round takes its
+groups. Lease rounds run every half interval: a round to first see the last heartbeat, a
+TTL, a round to act, so the bound is TTL + one interval after the kill (the last heartbeat
+was at or before it).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from ..health.conftest import Loopback, wait_until
 from ..health.conftest import loopback as loopback
 from .conftest import (
     TTL_S,
+    LeaseItem,
     Sandbox,
     create_table,
     lease_items,
@@ -41,6 +43,7 @@ from .conftest import (
 SandboxFactory = Callable[..., Sandbox]
 INTERVAL_S = 0.5
 GROUPS = 6
+SLACK_S = 1.0
 
 
 @pytest.mark.process
@@ -117,13 +120,21 @@ def test_three_daemons_share_groups_and_take_over_a_killed_holders_move(
         sb.layer.on_call = None
         eni = worlds["g0"].eni_id or ""
 
-        standby = worlds["g0"].standbys[0]
-        wait_until(lambda: sb.eni_owner(eni) == standby, 4 * TTL_S + 10, "g0's ENI on its standby")
-        took = time.monotonic() - killed["at"]
-        assert took < 2 * TTL_S + 3 * INTERVAL_S + 3.0, took
+        def taken_over() -> LeaseItem | None:
+            item = lease_items(sb, table)["g0"]
+            return item if item.pid in pids - {killed["pid"]} else None
 
-        new_holder = lease_items(sb, table)["g0"]
-        assert new_holder.pid in pids - {killed["pid"]}
+        new_holder = wait_until(taken_over, 4 * TTL_S + 10, "another daemon to take g0's lease")
+        took = time.monotonic() - killed["at"]
+        print(
+            f"take-over {took:.2f}s after the kill: {took / (TTL_S + INTERVAL_S):.2f} x (TTL + interval)"
+        )
+        # TTL + one interval, plus SLACK_S for lease reads and writes on moto's server and
+        # process scheduling on a loaded 2-core CI machine.
+        assert took < TTL_S + INTERVAL_S + SLACK_S, took
+
+        standby = worlds["g0"].standbys[0]
+        wait_until(lambda: sb.eni_owner(eni) == standby, 30, "g0's ENI on its standby")
         wait_until(
             lambda: [m.outcome for m in moves(sb, table, "g0")] == ["succeeded"],
             10,

@@ -2,7 +2,7 @@
 
 In-process: moto's EC2 behind the strict layer, a real Engine whose guard is a Fence over a
 lease whose table link the test cuts, and a lease clock the test turns. The move is cut
-between its detach and its attach: renewals fail, the lease's own clock runs past
+between its detach and its attach: heartbeats fail, the lease's own clock runs past
 TTL - margin, and the engine abandons the move at the next mutating call, leaving the
 journal open for the next holder (who finishes it, as test_crash_boundaries shows).
 """
@@ -22,7 +22,8 @@ from failover.clock import SystemClock
 from failover.config import parse
 from failover.engine import Engine
 from failover.errors import CloudError, LeaseLostError
-from failover.lease import FakeLease, Fence, Keeper, MemoryLeaseTable
+from failover.fence import Fence, Keeper
+from failover.lease_tables import FakeLease, MemoryLeaseTable
 from failover.model import Step
 from failover.ports import StepRecord
 from failover.sandbox.strict import StrictLayer
@@ -43,7 +44,7 @@ def ec2(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Strict
         yield layer, boto3.client("ec2", region_name=REGION, config=config)
 
 
-def test_engine_abandons_a_move_when_the_lease_can_no_longer_be_renewed(
+def test_engine_abandons_a_move_when_the_session_can_no_longer_be_renewed(
     ec2: tuple[StrictLayer, object], tmp_path: Path
 ) -> None:
     """Rule: only the holder acts, and it re-checks the lease between steps (no call needed)."""
@@ -67,6 +68,7 @@ def test_engine_abandons_a_move_when_the_lease_can_no_longer_be_renewed(
     lease_clock, switch = FakeClock(), Switch()
     lease = FakeLease(CuttableTable(MemoryLeaseTable(), switch), lease_clock, "me", ttl_s=TTL_S)
     fence = Fence(lease, {"g": group.resource})
+    lease.heartbeat()
     token = lease.acquire("g")
     assert token is not None
     fence.add("g", token)
@@ -76,7 +78,7 @@ def test_engine_abandons_a_move_when_the_lease_can_no_longer_be_renewed(
         if event.kind == "wait-detached" and event.phase == "done":
             switch.cut = True  # DynamoDB stops answering
             with pytest.raises(CloudError):
-                lease.renew("g", token)
+                lease.heartbeat()
             # Still ours while our clock says so...
             lease_clock.advance(TTL_S - lease.margin_s - 0.01)
             assert fence.holds("g")

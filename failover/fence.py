@@ -1,0 +1,120 @@
+"""What the engine asks before every mutating call: does this process still hold the group?"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+
+from failover.errors import CloudError, LeaseLostError
+from failover.lease import Lease
+
+
+class Fence:
+    """Which groups this process holds, with their tokens; `guard` is the engine's check.
+
+    The engine calls `guard(group)` before every mutating AWS call and journals
+    `token(group)` with every move it begins. Thread-safe: the daemon's rebalance job
+    replaces the tokens while passes run.
+    """
+
+    def __init__(self, lease: Lease, resources: Mapping[str, str] | None = None) -> None:
+        """Fence for `lease`; `resources` (group -> resource) only words the errors."""
+        self._lease = lease
+        self._resources = dict(resources or {})
+        self._tokens: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def lease(self) -> Lease:
+        """The lease the tokens come from."""
+        return self._lease
+
+    def hold(self, tokens: Mapping[str, int]) -> None:
+        """Replace what we hold with `tokens` (a rebalance round's result)."""
+        with self._lock:
+            self._tokens = dict(tokens)
+
+    def add(self, group: str, token: int) -> None:
+        """Hold `group` with `token`."""
+        with self._lock:
+            self._tokens[group] = token
+
+    def tokens(self) -> dict[str, int]:
+        """Every group held, with its token."""
+        with self._lock:
+            return dict(self._tokens)
+
+    def token(self, group: str) -> int | None:
+        """The token `group` is held with, None if it is not."""
+        with self._lock:
+            return self._tokens.get(group)
+
+    def holds(self, group: str) -> bool:
+        """True while the lease says we may act on `group` (no call)."""
+        token = self.token(group)
+        return token is not None and self._lease.check(group, token)
+
+    def guard(self, group: str) -> None:
+        """Raise LeaseLostError unless we may act on `group` now."""
+        if not self.holds(group):
+            raise LeaseLostError(
+                group,
+                self._resources.get(group, "?"),
+                f"this orchestrator no longer holds the lease of group {group}; abandoning "
+                "the move (the new holder finishes it from the journal)",
+            )
+
+    def release_all(self) -> None:
+        """Give back every lease held; a release that fails leaves them to lapse."""
+        with self._lock:
+            tokens, self._tokens = self._tokens, {}
+        if tokens:
+            with contextlib.suppress(CloudError):
+                self._lease.release(tokens)
+
+
+class Keeper:
+    """Heartbeats every `renew_every_s` in a thread, keeping a one-shot command's leases."""
+
+    def __init__(self, fence: Fence) -> None:
+        """Keep `fence`'s leases alive until `close`."""
+        self._fence = fence
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="lease-keeper", daemon=True)
+
+    def start(self) -> Keeper:
+        """Start heartbeating."""
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        lease = self._fence.lease
+        while not self._stop.wait(lease.renew_every_s):
+            with contextlib.suppress(CloudError):
+                lease.heartbeat()  # a failure: `check` counts the session down
+
+    def close(self) -> None:
+        """Stop heartbeating and give back every lease held (a lost release lapses)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        self._fence.release_all()
+
+
+@contextlib.contextmanager
+def holding(
+    fence: Fence, groups: Sequence[str], sleep: Callable[[float], None]
+) -> Iterator[list[str]]:
+    """Take `groups`' leases (see `TableLease.take`) and keep them alive for the block.
+
+    Yields the groups another live orchestrator holds (refused); gives back what was taken.
+    """
+    taken = fence.lease.take(groups, sleep)
+    for group, token in taken.items():
+        fence.add(group, token)
+    keeper = Keeper(fence).start()
+    try:
+        yield [g for g in groups if g not in taken]
+    finally:
+        keeper.close()

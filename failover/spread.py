@@ -1,0 +1,90 @@
+"""Share the groups among the live orchestrators: each holds at most its fair share."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import math
+from collections.abc import Iterable, Sequence
+
+from failover.errors import CloudError
+from failover.lease import Lease
+
+
+def fair_share(groups: int, live: int) -> int:
+    """How many groups one of `live` orchestrators takes at most: ceil(groups / live)."""
+    return math.ceil(groups / max(live, 1))
+
+
+def _score(*parts: str) -> bytes:
+    return hashlib.blake2b("\0".join(parts).encode(), digest_size=8).digest()
+
+
+def assign(groups: Iterable[str], holders: Sequence[str]) -> dict[str, str]:
+    """Each group's owner among `holders`: rendezvous hashing with bounded loads.
+
+    Every holder gets at most fair_share(groups, holders); the groups, taken in an order
+    fixed by their hash, each go to the highest-scoring holder with room. Every process
+    with the same view computes the same answer, and when a holder joins or dies few
+    groups other than its own change owner.
+    """
+    names = sorted(set(groups), key=lambda g: (_score(g), g))
+    if not holders:
+        return {}
+    room = dict.fromkeys(holders, fair_share(len(names), len(holders)))
+    owner: dict[str, str] = {}
+    for group in names:
+        ranked = sorted(holders, key=lambda h: (_score(group, h), h), reverse=True)
+        chosen = next(h for h in ranked if room[h] > 0)
+        room[chosen] -= 1
+        owner[group] = chosen
+    return owner
+
+
+class Spreader:
+    """One orchestrator's rounds of heartbeat, assign, give back and take.
+
+    Call `rebalance(groups)` at least every `lease.renew_every_s` (the daemon calls it
+    more often, so a dead orchestrator is noticed soon): it heartbeats (which keeps every
+    lease held alive), computes `assign` over the live orchestrators, gives back what is no
+    longer assigned to it (a holder joined: the new owner takes it at its next round), and
+    takes what is assigned to it and free: vacant, released, or held by an orchestrator
+    whose heartbeat it has seen unchanged for a TTL. A dead orchestrator's groups are
+    taken about one TTL plus one round after its last heartbeat.
+    """
+
+    def __init__(self, lease: Lease) -> None:
+        """Spread for `lease`'s holder."""
+        self._lease = lease
+        self._held: dict[str, int] = {}
+
+    @property
+    def held(self) -> dict[str, int]:
+        """The groups this orchestrator holds after the last round, with their tokens."""
+        return dict(self._held)
+
+    def rebalance(self, groups: Sequence[str]) -> dict[str, int]:
+        """One round; returns the groups now held, with their tokens."""
+        lease, me = self._lease, self._lease.holder_id
+        # A failed heartbeat: the others see it stall, and `check` counts our session down.
+        with contextlib.suppress(CloudError):
+            lease.heartbeat()
+        valid = {g: t for g, t in self._held.items() if lease.check(g, t)}
+        try:
+            owner = assign(groups, lease.holders())
+        except CloudError:
+            # No view of the others: keep what we still hold, claim and give back nothing.
+            self._held = valid
+            return dict(valid)
+        give = {g: t for g, t in valid.items() if owner.get(g) != me}
+        if give:
+            # Dropped locally already; if the release is lost, its holder looks dead a TTL later.
+            with contextlib.suppress(CloudError):
+                lease.release(give)
+        kept = {g: t for g, t in valid.items() if g not in give}
+        wanted = [g for g in groups if owner.get(g) == me and g not in kept]
+        if wanted:
+            with contextlib.suppress(CloudError):
+                kept.update(lease.acquire_many(wanted))
+        self._held = kept
+        return dict(kept)
