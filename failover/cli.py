@@ -322,6 +322,9 @@ def run(config_path: Path | None) -> None:
                 on_tick=on_tick,
                 on_first_pass=sdnotify.ready,
                 on_pass=lambda: metrics.pass_finished(time.time()),
+                on_leases=lambda held: metrics.set_leases(
+                    (g.name for g in daemon.settings.groups), held
+                ),
                 fence=w.fence,
             )
             daemon.claim()  # before the metrics port: a second daemon is refused, exit 3

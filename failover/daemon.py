@@ -17,7 +17,7 @@ import logging
 import signal
 import threading
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -61,6 +61,7 @@ class Daemon:
         on_tick: Callable[[], None] | None = None,
         on_first_pass: Callable[[], None] | None = None,
         on_pass: Callable[[], None] | None = None,
+        on_leases: Callable[[Collection[str]], None] | None = None,
         fence: Fence | None = None,
     ) -> None:
         self.settings, self.config_path, self.monitor = settings, config_path, monitor
@@ -72,6 +73,7 @@ class Daemon:
 
             self._spreader = Spreader(fence.lease)
         self._on_pass = on_pass
+        self._on_leases = on_leases  # told the groups held after each round that changed them
         self._stop = threading.Event()
         self._reload = threading.Event()
         # When each job (by interval) last asked DescribeInstanceStatus for its groups.
@@ -205,6 +207,8 @@ class Daemon:
                 len(lost),
                 _some(lost),
             )
+            if self._on_leases is not None:
+                self._on_leases(held.keys())
 
     def _status_due(self, job: float) -> bool:
         """Whether this job's pass asks for fresh status checks: each job on its own timer.

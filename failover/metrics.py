@@ -13,7 +13,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING
 
@@ -134,8 +134,10 @@ class Metrics:
                 seconds = outcome.result.elapsed_s if outcome.result is not None else None
                 self.move_finished(outcome.group, counted, seconds)
 
-    def set_lease(self, group: str, held: bool) -> None:
-        self.lease_held.labels(group).set(1 if held else 0)
+    def set_leases(self, groups: Iterable[str], held: Collection[str]) -> None:
+        """Which of `groups` this orchestrator holds the lease of (1) and which not (0)."""
+        for group in groups:
+            self.lease_held.labels(group).set(1 if group in held else 0)
 
     def pass_finished(self, now: float) -> None:
         """A health pass finished without an error at unix time `now`."""

@@ -10,9 +10,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
 
+import pytest
+
 from failover.clock import SystemClock
 from failover.config import Group, parse
-from failover.daemon import Daemon
+from failover.daemon import Daemon, lease_round_s
+from failover.fence import Fence
+from failover.lease import Beat
+from failover.lease_tables import FakeLease, MemoryLeaseTable
 from failover.monitor import GroupOutcome, Monitor
 
 
@@ -79,3 +84,61 @@ def test_every_job_refreshes_its_groups_status_on_the_status_interval(tmp_path: 
     assert fast[0][0] is True
     refreshes = [at for due, at in fast if due]
     assert all(b - a >= 0.45 for a, b in itertools.pairwise(refreshes)), refreshes
+
+
+def test_lease_rounds_run_every_half_interval_and_report_what_is_held(tmp_path: Path) -> None:
+    """Rule: a daemon on leases takes its groups before its first pass, passes only those,
+    runs lease rounds every half of the shortest interval (so a dead peer's groups are taken
+    within TTL + one interval), reports the groups held (the lease gauge), gives all back on exit."""
+    settings = parse(
+        {
+            "aws": {"region": "us-east-1"},
+            "state": {"path": str(tmp_path / "state.db")},
+            "groups": [
+                _group("mine", "eni-0123456789abcdef0", "400ms"),
+                _group("theirs", "eni-0123456789abcdef1", "1s"),
+            ],
+        },
+        "test",
+    )
+    table = MemoryLeaseTable()
+    other = FakeLease(table, holder_id="other", spreads=False)  # a `failover move` at work
+    other.heartbeat()
+    assert other.acquire("theirs") == 1
+    me = FakeLease(table, holder_id="me", ttl_s=15.0)
+    assert lease_round_s(settings, me.renew_every_s) == pytest.approx(0.2)
+
+    beats: list[float] = []
+    original_beat = table.beat
+
+    def counting_beat(beat: Beat) -> None:
+        if beat.holder == "me":
+            beats.append(time.monotonic())
+        original_beat(beat)
+
+    table.beat = counting_beat  # type: ignore[method-assign]
+    reports: list[set[str]] = []
+    monitor = RecordingMonitor()
+    daemon = Daemon(
+        settings,
+        tmp_path / "config.yaml",
+        cast(Monitor, monitor),
+        on_leases=lambda held: reports.append(set(held)),
+        fence=Fence(me),
+    )
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    stopper = threading.Timer(1.5, daemon.stop)
+    stopper.start()
+    try:
+        assert daemon.serve() == 0
+    finally:
+        stopper.cancel()
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+
+    assert reports[0] == {"mine"}  # "theirs" is held by a live one-shot command
+    assert {names for names, _, _ in monitor.passes} == {("mine",)}
+    assert 5 <= len(beats) <= 10, beats  # 1.5 s of rounds every 0.2 s
+    released = table.read_many(["mine", "theirs"])
+    assert released["mine"].holder == ""
+    assert released["theirs"].holder == "other"

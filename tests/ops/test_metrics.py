@@ -55,7 +55,7 @@ def test_scrape_shows_every_metric(served: tuple[Metrics, MetricsServer, list[bo
     metrics.observe_health("db", {"i-0bb": MemberHealth("i-0bb", healthy=False)})
     metrics.move_finished("db", "succeeded", 4.2)
     metrics.move_finished("db", "refused")
-    metrics.set_lease("db", True)
+    metrics.set_leases(["db", "web"], {"db"})
     metrics.pass_finished(1_700_000_000.0)
 
     status, text = get(f"{server.url}/metrics")
@@ -84,6 +84,7 @@ def test_scrape_shows_every_metric(served: tuple[Metrics, MetricsServer, list[bo
     ] == pytest.approx(4.2)
     assert got[("failover_move_duration_seconds_count", (("outcome", "failed"),))] == 0
     assert got[("failover_lease_held", (("group", "db"),))] == 1
+    assert got[("failover_lease_held", (("group", "web"),))] == 0
     assert got[("failover_last_successful_pass_timestamp_seconds", ())] == 1_700_000_000.0
 
 
