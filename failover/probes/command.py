@@ -1,5 +1,8 @@
 """The command probe: run argv without a shell; exit 0 within the timeout means healthy.
 
+The timeout is a Deadline: it charges the check only for time the event loop was free
+(a busy loop notices the exit late; that is not the check's slowness).
+
 `{address}` and `{instance}` are substituted in every argument (plain replacement, so
 other braces pass through untouched). The child starts in its own session, so at the
 timeout the whole process group is killed, not only the direct child. Its stdout and
@@ -18,7 +21,8 @@ import tempfile
 from typing import IO
 
 from failover.config import CommandCheck
-from failover.probes.target import ProbeTarget, seconds
+from failover.probes.deadline import Deadline, LoopLag
+from failover.probes.target import ProbeTarget
 
 _REAP_GRACE_S = 5.0
 """How long to wait for a SIGKILLed group leader to be reaped before giving up on it."""
@@ -67,7 +71,7 @@ def exit_reason(returncode: int, stderr: IO[bytes], stdout: IO[bytes]) -> str:
     return f"{what}: {line}" if line else what
 
 
-async def probe_command(target: ProbeTarget, check: CommandCheck) -> tuple[bool, str]:
+async def probe_command(target: ProbeTarget, check: CommandCheck, lag: LoopLag) -> tuple[bool, str]:
     """Run the check command; (ok, reason). A missing executable is a failure, not an error."""
     argv = command_argv(target, check)
     with tempfile.TemporaryFile() as stdout, tempfile.TemporaryFile() as stderr:
@@ -85,15 +89,16 @@ async def probe_command(target: ProbeTarget, check: CommandCheck) -> tuple[bool,
             return False, f"not executable: {argv[0]}"
         except OSError as exc:
             return False, f"cannot run {argv[0]}: {(exc.strerror or str(exc)).lower()}"
+        deadline = Deadline(target.timeout_s, lag)
         try:
-            async with asyncio.timeout(target.timeout_s):
+            async with deadline:
                 returncode = await process.wait()
         except TimeoutError:
             _kill_group(process)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(_REAP_GRACE_S):
                     await process.wait()
-            return False, f"timed out after {seconds(target.timeout_s)} (killed)"
+            return False, f"{deadline.reason} (killed)"
         finally:
             # Cancelled from outside (or any other surprise): never leave the group running.
             _kill_group(process)

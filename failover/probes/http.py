@@ -2,8 +2,8 @@
 
 A deliberately small client on asyncio streams: one request, `Connection: close`, no
 redirects followed (a 3xx is just a status that is not the expected one), the timeout
-covers the whole exchange. Anything it cannot parse is a failure with a reason, never
-an exception and never a pass.
+covers the whole exchange (a Deadline: only time the event loop was free counts).
+Anything it cannot parse is a failure with a reason, never an exception and never a pass.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import re
 from urllib.parse import quote
 
 from failover.config import HttpCheck
-from failover.probes.target import ProbeTarget, seconds
+from failover.probes.deadline import Deadline, LoopLag
+from failover.probes.target import ProbeTarget
 from failover.probes.tcp import close_writer, os_error_reason
 
 MAX_BODY_BYTES = 1 << 20
@@ -102,11 +103,12 @@ async def _read_body(reader: asyncio.StreamReader, headers: dict[bytes, bytes]) 
     return bytes(body[:MAX_BODY_BYTES])
 
 
-async def probe_http(target: ProbeTarget, check: HttpCheck) -> tuple[bool, str]:
+async def probe_http(target: ProbeTarget, check: HttpCheck, lag: LoopLag) -> tuple[bool, str]:
     """GET http://address:port/path within the timeout; (ok, reason)."""
     writer: asyncio.StreamWriter | None = None
+    deadline = Deadline(target.timeout_s, lag)
     try:
-        async with asyncio.timeout(target.timeout_s):
+        async with deadline:
             reader, writer = await asyncio.open_connection(target.address, check.port)
             writer.write(_request(target, check))
             await writer.drain()
@@ -120,7 +122,7 @@ async def probe_http(target: ProbeTarget, check: HttpCheck) -> tuple[bool, str]:
                 return False, f"HTTP {status} but the body lacks {check.body[:40]!r}"
             return True, f"HTTP {status}, body has {check.body[:40]!r}"
     except TimeoutError:
-        return False, f"timed out after {seconds(target.timeout_s)}"
+        return False, deadline.reason
     except MalformedResponse as exc:
         return False, f"malformed response: {exc}"
     except OSError as exc:

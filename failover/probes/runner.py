@@ -7,6 +7,12 @@ from an APScheduler worker thread, from two threads at once, and even from insid
 running loop (then the pass runs on a helper thread). It never raises for a probe:
 whatever goes wrong inside one becomes a failed ProbeResult with a reason.
 
+Local overload: a probe's timeout and its latency count only the time the loop was free
+to serve it (probes/deadline.py): the loop's own lag, measured for the whole pass by one
+LoopLag meter, is left out, so a burst of probes on a busy host does not read as a burst
+of failed members. A probe the loop cannot serve within its timeout plus
+`OVERLOAD_GRACE_S` still fails, with a reason that names the local overload.
+
 File descriptors: a TCP or HTTP probe holds one socket, a command probe two temporary
 files plus, while it is spawned, a pipe pair, so a probe is budgeted at
 `FDS_PER_PROBE` descriptors. On first use the RLIMIT_NOFILE soft limit is raised to
@@ -22,12 +28,12 @@ from __future__ import annotations
 import asyncio
 import resource
 import threading
-import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from failover.config import CommandCheck, HttpCheck, TcpCheck
 from failover.probes.command import probe_command
+from failover.probes.deadline import OVERLOAD_GRACE_S, LoopLag
 from failover.probes.http import probe_http
 from failover.probes.target import ProbeResult, ProbeTarget, check_name, seconds
 from failover.probes.tcp import probe_tcp
@@ -39,8 +45,9 @@ RESERVED_FDS = 256
 """Descriptors left for the rest of the process however many probes are in flight."""
 
 _BACKSTOP_GRACE_S = 10.0
-"""Extra time past a probe's own timeout before the runner gives up on it (a killed
-command that will not be reaped); the probes enforce their timeouts themselves."""
+"""Extra time past a probe's own give-up time (timeout plus the overload grace) before the
+runner gives up on it (a killed command that will not be reaped); the probes enforce
+their timeouts themselves."""
 
 _fd_lock = threading.Lock()
 _fd_soft_limit: int | None = None
@@ -68,33 +75,35 @@ def concurrency_limit(max_concurrency: int) -> int:
     return max(1, min(max_concurrency, budget))
 
 
-async def _probe(target: ProbeTarget) -> tuple[bool, str]:
+async def _probe(target: ProbeTarget, lag: LoopLag) -> tuple[bool, str]:
     if not target.address:
         return False, "no address to probe"
     check = target.check
     if isinstance(check, TcpCheck):
-        return await probe_tcp(target, check)
+        return await probe_tcp(target, check, lag)
     if isinstance(check, HttpCheck):
-        return await probe_http(target, check)
+        return await probe_http(target, check, lag)
     if isinstance(check, CommandCheck):
-        return await probe_command(target, check)
+        return await probe_command(target, check, lag)
     return False, f"unsupported check type {type(check).__name__}"
 
 
-async def _guarded(target: ProbeTarget, semaphore: asyncio.Semaphore) -> ProbeResult:
+async def _guarded(target: ProbeTarget, semaphore: asyncio.Semaphore, lag: LoopLag) -> ProbeResult:
     async with semaphore:
-        # Latency is measured after the semaphore: it is the probe's, not the queue's.
-        started = time.monotonic()
+        # Latency is measured after the semaphore and without the loop's lag: it is the
+        # member's, not the queue's or this host's.
+        started = lag.mark()
         try:
-            async with asyncio.timeout(target.timeout_s + _BACKSTOP_GRACE_S):
-                ok, reason = await _probe(target)
+            backstop_s = target.timeout_s + OVERLOAD_GRACE_S + _BACKSTOP_GRACE_S
+            async with asyncio.timeout(backstop_s):
+                ok, reason = await _probe(target, lag)
         except TimeoutError:
             ok, reason = False, f"timed out after {seconds(target.timeout_s)} (probe hung)"
         # A probe that cannot decide is a failure: whatever it raised is its reason, and
         # one broken probe must not take the rest of the pass down with it.
         except Exception as exc:
             ok, reason = False, f"probe error: {type(exc).__name__}: {exc}"[:300]
-        latency_s = time.monotonic() - started
+        latency_s = max(lag.charged(started), 0.0)
     return ProbeResult(
         group=target.group,
         instance_id=target.instance_id,
@@ -107,8 +116,15 @@ async def _guarded(target: ProbeTarget, semaphore: asyncio.Semaphore) -> ProbeRe
 
 async def _pass(targets: Sequence[ProbeTarget], limit: int) -> list[ProbeResult]:
     semaphore = asyncio.Semaphore(limit)
-    # gather keeps the order of its arguments, so results line up with targets.
-    return list(await asyncio.gather(*(_guarded(target, semaphore) for target in targets)))
+    lag = LoopLag()
+    # Created before the probes, so the meter is ticking before the first deadline starts.
+    meter = asyncio.create_task(lag.meter())
+    try:
+        # gather keeps the order of its arguments, so results line up with targets.
+        return list(await asyncio.gather(*(_guarded(target, semaphore, lag) for target in targets)))
+    finally:
+        meter.cancel()
+        await asyncio.wait([meter])  # unlike `await meter`, never mistakes its end for ours
 
 
 def run_probes(targets: Sequence[ProbeTarget], *, max_concurrency: int = 1024) -> list[ProbeResult]:

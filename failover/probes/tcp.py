@@ -1,4 +1,7 @@
-"""The TCP probe: healthy when a connection to (address, port) opens within the timeout."""
+"""The TCP probe: healthy when a connection to (address, port) opens within the timeout.
+
+The timeout is a Deadline: it charges the member only for time the event loop was free.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,8 @@ import contextlib
 import errno
 
 from failover.config import TcpCheck
-from failover.probes.target import ProbeTarget, seconds
+from failover.probes.deadline import Deadline, LoopLag
+from failover.probes.target import ProbeTarget
 
 _ERRNO_REASONS = {
     errno.ECONNREFUSED: "connection refused",
@@ -34,13 +38,14 @@ async def close_writer(writer: asyncio.StreamWriter) -> None:
         await writer.wait_closed()
 
 
-async def probe_tcp(target: ProbeTarget, check: TcpCheck) -> tuple[bool, str]:
+async def probe_tcp(target: ProbeTarget, check: TcpCheck, lag: LoopLag) -> tuple[bool, str]:
     """Connect, then close cleanly (FIN, not RST); (ok, reason)."""
+    deadline = Deadline(target.timeout_s, lag)
     try:
-        async with asyncio.timeout(target.timeout_s):
+        async with deadline:
             _, writer = await asyncio.open_connection(target.address, check.port)
     except TimeoutError:
-        return False, f"timed out after {seconds(target.timeout_s)}"
+        return False, deadline.reason
     except OSError as exc:
         return False, os_error_reason(exc)
     await close_writer(writer)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import select
 import socket
 import socketserver
 import sys
@@ -22,10 +23,12 @@ from failover.probes import (
     ProbeTarget,
     check_name,
     concurrency_limit,
+    deadline,
     probe_targets,
     run_probes,
     runner,
 )
+from failover.probes.deadline import LoopLag
 
 LOOPBACK = "127.0.0.1"  # the only address these tests ever touch
 PY = sys.executable
@@ -165,6 +168,63 @@ def raw_server() -> Iterator[Callable[[bytes], int]]:
         server.shutdown()
         thread.join()
         server.server_close()
+
+
+@pytest.fixture
+def instant_ports() -> Iterator[list[int]]:
+    """32 loopback listeners that never accept: the kernel completes every handshake at
+    once, so a TCP probe of them passes as fast as the probing loop can look."""
+    socks = [socket.create_server((LOOPBACK, 0), backlog=1024) for _ in range(32)]
+    yield [sock.getsockname()[1] for sock in socks]
+    for sock in socks:
+        sock.close()
+
+
+@pytest.fixture
+def syn_dropping_port() -> Iterator[int]:
+    """A loopback port that drops SYNs: a listener whose accept queue is full (Linux drops
+    a SYN rather than refuse it then), so a connect hangs as to a dead host."""
+    listener = socket.create_server((LOOPBACK, 0), backlog=0)
+    port: int = listener.getsockname()[1]
+    held: list[socket.socket] = []
+    for _ in range(8):
+        sock = socket.socket()
+        sock.setblocking(False)
+        sock.connect_ex((LOOPBACK, port))
+        if not select.select([], [sock], [], 0.5)[1]:
+            sock.close()  # this SYN went unanswered: the queue is full
+            break
+        held.append(sock)
+    else:
+        pytest.fail("could not fill the listener's accept queue")
+    yield port
+    for sock in held:
+        sock.close()
+    listener.close()
+
+
+@pytest.fixture
+def loop_hog(monkeypatch: pytest.MonkeyPatch) -> Callable[[float], ProbeTarget]:
+    """`loop_hog(block_s)` is a target whose probe blocks the pass's event loop for block_s,
+    as a CPU-bound callback or a burst of other probes' work would. Put it last: probes are
+    started in target order, so every other probe's deadline is already running."""
+    blocks: dict[str, float] = {}
+    real_probe = runner._probe
+
+    async def probe_or_block(target: ProbeTarget, *args: LoopLag) -> tuple[bool, str]:
+        if target.instance_id in blocks:
+            time.sleep(blocks[target.instance_id])  # blocks the loop: the point
+            return True, "blocked the loop"
+        return await real_probe(target, *args)
+
+    monkeypatch.setattr(runner, "_probe", probe_or_block)
+
+    def make(block_s: float) -> ProbeTarget:
+        name = f"hog-{len(blocks)}"
+        blocks[name] = block_s
+        return ProbeTarget("g", name, LOOPBACK, CommandCheck(type="command", argv=("hog",)), 1.0)
+
+    return make
 
 
 # ---------------------------------------------------------------- helpers
@@ -371,7 +431,7 @@ def test_command_past_the_timeout_is_killed_with_its_process_group(tmp_path: Pat
 def test_an_exception_inside_a_probe_becomes_a_failed_result(
     monkeypatch: pytest.MonkeyPatch, closed_port: int
 ) -> None:
-    async def explode(target: ProbeTarget, check: TcpCheck) -> tuple[bool, str]:
+    async def explode(target: ProbeTarget, check: TcpCheck, lag: LoopLag) -> tuple[bool, str]:
         raise RuntimeError("kaboom")
 
     monkeypatch.setattr(runner, "probe_tcp", explode)
@@ -467,6 +527,107 @@ def test_works_when_called_inside_a_running_loop(silent_server: SilentServer) ->
         return run_probes([tcp(silent_server.port), command("true")])
 
     assert [r.ok for r in asyncio.run(caller())] == [True, True]
+
+
+# ---------------------------------------------------------------- local overload
+# A probe's timeout measures the member, not this host's event loop: lag is left out.
+
+
+def test_a_blocked_loop_is_not_blamed_on_healthy_members(
+    instant_ports: list[int], http_port: int, loop_hog: Callable[[float], ProbeTarget]
+) -> None:
+    """Every member answers at once, but the loop is blocked for 3x the probe timeout
+    right after the probes start. Timing the loop's backlog failed the TCP and HTTP ones."""
+    timeout_s = 0.5
+    targets = [tcp(port, f"t{n}", timeout_s) for n, port in enumerate(instant_ports * 4)]
+    targets += [http(http_port, instance=f"h{n}", timeout_s=timeout_s) for n in range(8)]
+    targets += [command("true", timeout_s=timeout_s, instance=f"c{n}") for n in range(4)]
+    results = run_probes([*targets, loop_hog(3 * timeout_s)])[:-1]
+    failed = [(r.instance_id, r.reason) for r in results if not r.ok]
+    assert failed == []
+    assert {r.reason for r in results} == {"connected", "HTTP 200", "exit 0"}
+    # Latency is the member's: the second the loop stood still is not in it.
+    assert max(r.latency_s for r in results) < 3 * timeout_s
+
+
+def test_thousands_of_probes_with_a_short_timeout_all_pass(instant_ports: list[int]) -> None:
+    """2,000 probes of members that answer at once, with a 100 ms timeout: the loop takes
+    longer than that to start a thousand connects, so wall-clock timing failed most."""
+    targets = [tcp(instant_ports[n % 32], f"m{n}", timeout_s=0.1) for n in range(2000)]
+    results = run_probes(targets)
+    assert [r.instance_id for r in results] == [f"m{n}" for n in range(2000)]
+    failed = [r.reason for r in results if not r.ok]
+    assert failed == [], f"{len(failed)} false failures, e.g. {failed[:3]}"
+
+
+def test_a_member_that_drops_syns_fails_at_its_timeout(syn_dropping_port: int) -> None:
+    started = time.monotonic()
+    result = probe(tcp(syn_dropping_port, timeout_s=0.5))
+    elapsed = time.monotonic() - started
+    assert (result.ok, result.reason) == (False, "timed out after 0.5s")
+    assert result.latency_s >= 0.5
+    assert elapsed < 0.5 + deadline.OVERLOAD_GRACE_S  # a hang guard, not a timing claim
+
+
+def test_slow_members_still_fail_when_the_loop_was_blocked(
+    syn_dropping_port: int,
+    silent_server: SilentServer,
+    instant_ports: list[int],
+    loop_hog: Callable[[float], ProbeTarget],
+) -> None:
+    """The lag is forgiven, not the member: after the loop recovers, a member that does
+    not answer gets its own timeout and fails as timed out; its healthy peers pass."""
+    targets = [
+        tcp(syn_dropping_port, "dead-tcp", timeout_s=0.5),
+        http(silent_server.port, instance="dead-http", timeout_s=0.5),
+        command(PY, "-c", "import time; time.sleep(60)", timeout_s=0.5, instance="dead-cmd"),
+        tcp(instant_ports[0], "alive", timeout_s=0.5),
+    ]
+    started = time.monotonic()
+    results = run_probes([*targets, loop_hog(1.0)])[:-1]
+    elapsed = time.monotonic() - started
+    assert [(r.instance_id, r.ok, r.reason) for r in results] == [
+        ("dead-tcp", False, "timed out after 0.5s"),
+        ("dead-http", False, "timed out after 0.5s"),
+        ("dead-cmd", False, "timed out after 0.5s (killed)"),
+        ("alive", True, "connected"),
+    ]
+    assert elapsed < 1.0 + 0.5 + deadline.OVERLOAD_GRACE_S  # a hang guard
+
+
+def test_an_overload_past_the_grace_is_a_failure_that_names_the_host(
+    monkeypatch: pytest.MonkeyPatch,
+    syn_dropping_port: int,
+    loop_hog: Callable[[float], ProbeTarget],
+) -> None:
+    """Lag postpones a deadline only so far: a probe the loop could not serve within its
+    timeout plus the grace ends, still a failure (unknown is never healthy), but its
+    reason says the host was overloaded rather than that the member timed out."""
+    monkeypatch.setattr(deadline, "OVERLOAD_GRACE_S", 0.5)
+    started = time.monotonic()
+    result, _ = run_probes([tcp(syn_dropping_port, timeout_s=0.5), loop_hog(1.5)])
+    elapsed = time.monotonic() - started
+    assert not result.ok
+    assert result.reason.startswith("no verdict, local overload: this host's event loop lagged ")
+    assert elapsed < 1.5 + 0.5 + 5.0  # a hang guard
+
+
+def test_the_lag_meter_counts_the_time_the_loop_stood_still() -> None:
+    async def measure() -> tuple[float, float]:
+        lag = LoopLag()
+        meter = asyncio.create_task(lag.meter())
+        await asyncio.sleep(0.05)
+        start = lag.mark()
+        time.sleep(0.5)  # the loop stands still
+        # Read before the meter has woken: its overdue spell already counts.
+        blocked, charged = lag.lagged(start), lag.charged(start)
+        meter.cancel()
+        return blocked, charged
+
+    blocked, charged = asyncio.run(measure())
+    assert blocked >= 0.45
+    assert charged < 0.05
+    assert LoopLag().total(123.0) == 0.0  # a meter that never ran reports no lag
 
 
 # ---------------------------------------------------------------- targets from config
