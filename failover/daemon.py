@@ -12,6 +12,7 @@ and moves only the groups this daemon holds, and SIGTERM gives the leases back.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import signal
@@ -23,6 +24,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from failover import config as config_module
@@ -79,6 +81,7 @@ class Daemon:
         # When each job (by interval) last asked DescribeInstanceStatus for its groups.
         self._status_at: dict[float, float] = {}
         self._status_lock = threading.Lock()
+        self._job_of: dict[str, str] = {}  # group -> the id of the job that passes it
         self._on_tick, self._on_first_pass = on_tick, on_first_pass
         self._first_pass_done = threading.Event()
         self._scheduler = BackgroundScheduler(
@@ -172,6 +175,9 @@ class Daemon:
                 max_instances=1,
                 replace_existing=True,
             )
+        self._job_of = {
+            g.name: f"pass-{interval}" for interval, gs in by_interval.items() for g in gs
+        }
         for interval, groups in sorted(by_interval.items()):
             self._scheduler.add_job(
                 self._tick,
@@ -209,6 +215,15 @@ class Daemon:
             )
             if self._on_leases is not None:
                 self._on_leases(held.keys())
+            self._pass_now(taken)
+
+    def _pass_now(self, groups: Collection[str]) -> None:
+        """Run the passes of newly taken groups now, not an interval later: a dead holder's
+        half-done move is resumed at the start of the first pass over its group."""
+        jobs = {self._job_of[g] for g in groups if g in self._job_of}
+        for job in jobs:
+            with contextlib.suppress(JobLookupError):  # a reload replacing the jobs
+                self._scheduler.modify_job(job, next_run_time=_now())
 
     def _status_due(self, job: float) -> bool:
         """Whether this job's pass asks for fresh status checks: each job on its own timer.

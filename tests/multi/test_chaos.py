@@ -154,8 +154,8 @@ class Fleet:
 
     def kill(self, label: str) -> Daemon:
         daemon = self.daemons[label]
+        daemon.killed = True  # first: `check` in another thread must not see it as crashed
         os.kill(daemon.pid, signal.SIGKILL)
-        daemon.killed = True
         return daemon
 
     def running(self) -> list[Daemon]:

@@ -87,15 +87,15 @@ def test_three_daemons_share_groups_and_take_over_a_killed_holders_move(
         pids = {p.pid for p in procs}
 
         def spread() -> dict[str, Any] | None:
+            # Daemons start one after another: the first takes all, then gives back to the
+            # others as it sees them; the spread settles on fair shares (6 / 3).
             items = lease_items(sb, table)
-            holders = {i.pid for i in items.values()}
-            if len(items) == GROUPS and holders == pids and all(i.holder for i in items.values()):
+            per_daemon = {pid: sum(1 for i in items.values() if i.pid == pid) for pid in pids}
+            if len(items) == GROUPS and set(per_daemon.values()) == {2}:
                 return items
             return None
 
-        items = wait_until(spread, 30, "each of the 6 groups held, by all three daemons")
-        per_daemon = {pid: sum(1 for i in items.values() if i.pid == pid) for pid in pids}
-        assert set(per_daemon.values()) == {2}, per_daemon  # fair shares: 6 / 3
+        wait_until(spread, 30, "each of the 6 groups held, two by each daemon")
 
         # The primary of g0 dies; its holder starts the move and is killed right after the detach.
         killed: dict[str, float] = {}
