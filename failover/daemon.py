@@ -28,7 +28,7 @@ from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from failover import config as config_module
-from failover.errors import ConfigError
+from failover.errors import ConfigError, FailoverError
 from failover.statelock import claim, state_lock
 
 if TYPE_CHECKING:
@@ -99,6 +99,13 @@ class Daemon:
     def serve(self) -> int:
         """Run until told to stop; return the exit code."""
         self.claim()
+        keeper = None
+        if self._fence is not None:
+            from failover.fence import Keeper
+
+            # Heartbeats on a thread of their own: a lease round or pass slowed down by a busy
+            # table must not starve the session (it would void every lease held).
+            keeper = Keeper(self._fence).start()
         try:
             signal.signal(signal.SIGTERM, self._on_stop)
             signal.signal(signal.SIGINT, self._on_stop)
@@ -121,8 +128,8 @@ class Daemon:
             log.info("stopped")
             return 0
         finally:
-            if self._fence is not None:
-                self._fence.release_all()
+            if keeper is not None:
+                keeper.close()  # gives every lease back
             if self._lock.is_locked:
                 self._lock.release()
 
@@ -218,9 +225,16 @@ class Daemon:
             self._pass_now(taken)
 
     def _pass_now(self, groups: Collection[str]) -> None:
-        """Run the passes of newly taken groups now, not an interval later: a dead holder's
-        half-done move is resumed at the start of the first pass over its group."""
-        jobs = {self._job_of[g] for g in groups if g in self._job_of}
+        """Run the pass of a newly taken group with an open move now, not an interval later:
+        a dead holder's half-done move is resumed at the start of a pass over its group."""
+        if not groups:
+            return
+        try:
+            unfinished = {m.group for m in self.monitor.store.open_moves()} & set(groups)
+        except FailoverError as exc:
+            log.warning("cannot read the journal's open moves (%s); they resume on schedule", exc)
+            return
+        jobs = {self._job_of[g] for g in unfinished if g in self._job_of}
         for job in jobs:
             with contextlib.suppress(JobLookupError):  # a reload replacing the jobs
                 self._scheduler.modify_job(job, next_run_time=_now())

@@ -85,6 +85,9 @@ class Lease(Protocol):
     def heartbeat(self) -> None:
         """Renew this orchestrator's session, and with it every lease it holds."""
 
+    def heartbeat_if_due(self) -> None:
+        """Heartbeat unless the last one started less than `renew_every_s` ago."""
+
     def holders(self) -> list[str]:
         """The live orchestrators that take a share of the groups, this one included."""
 
@@ -369,15 +372,22 @@ class TableLease:
         return {r.group: r.token for r in written}, records
 
     def _write(self, claims: Sequence[Claim]) -> list[LeaseRecord]:
-        """Write the claims, a batch at a time; a batch refused as a whole goes one by one."""
+        """Write the claims a batch at a time; a batch refused as a whole is split in halves
+        until the refused claims are found (one refusal among 100 costs ~14 calls, not 100)."""
         written: list[LeaseRecord] = []
-        for start in range(0, len(claims), BATCH):
-            batch = claims[start : start + BATCH]
-            if len(batch) > 1 and self._table.write_all(batch):
-                written += [record for record, _ in batch]
-                continue
-            written += [record for record, rvn in batch if self._table.write((record, rvn))]
+        for begin in range(0, len(claims), BATCH):
+            written += self._write_batch(claims[begin : begin + BATCH])
         return written
+
+    def _write_batch(self, batch: Sequence[Claim]) -> list[LeaseRecord]:
+        if not batch:
+            return []
+        if len(batch) == 1:
+            return [batch[0][0]] if self._table.write(batch[0]) else []
+        if self._table.write_all(batch):
+            return [record for record, _ in batch]
+        half = len(batch) // 2
+        return self._write_batch(batch[:half]) + self._write_batch(batch[half:])
 
     def release(self, tokens: Mapping[str, int]) -> None:
         """Stop acting on these groups now, then mark their items released (if still ours)."""

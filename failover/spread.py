@@ -44,13 +44,13 @@ def assign(groups: Iterable[str], holders: Sequence[str]) -> dict[str, str]:
 class Spreader:
     """One orchestrator's rounds of heartbeat, assign, give back and take.
 
-    Call `rebalance(groups)` at least every `lease.renew_every_s` (the daemon calls it
-    more often, so a dead orchestrator is noticed soon): it heartbeats (which keeps every
-    lease held alive), computes `assign` over the live orchestrators, gives back what is no
-    longer assigned to it (a holder joined: the new owner takes it at its next round), and
-    takes what is assigned to it and free: vacant, released, or held by an orchestrator
-    whose heartbeat it has seen unchanged for a TTL. A dead orchestrator's groups are
-    taken about one TTL plus one round after its last heartbeat.
+    Call `rebalance(groups)` often (the daemon: every half interval, so a dead orchestrator
+    is noticed soon): it heartbeats if due (which keeps every lease held alive), computes
+    `assign` over the live orchestrators, gives back what is no longer assigned to it (a
+    holder joined: the new owner takes it at its next round), and takes what is assigned
+    to it and free: vacant, released, or held by an orchestrator whose heartbeat it has
+    seen unchanged for a TTL. A dead orchestrator's groups are taken a TTL and one or two
+    rounds after its last heartbeat.
     """
 
     def __init__(self, lease: Lease) -> None:
@@ -66,9 +66,10 @@ class Spreader:
     def rebalance(self, groups: Sequence[str]) -> dict[str, int]:
         """One round; returns the groups now held, with their tokens."""
         lease, me = self._lease, self._lease.holder_id
-        # A failed heartbeat: the others see it stall, and `check` counts our session down.
+        # Usually the daemon's keeper thread has beaten already (a slow round must not starve
+        # the session). A failed heartbeat: the others see it stall, `check` counts us down.
         with contextlib.suppress(CloudError):
-            lease.heartbeat()
+            lease.heartbeat_if_due()
         valid = {g: t for g, t in self._held.items() if lease.check(g, t)}
         try:
             owner = assign(groups, lease.holders())

@@ -51,6 +51,7 @@ class Switch:
     """Whether one orchestrator's link to the table is cut."""
 
     cut: bool = False
+    calls: int = 0  # every call this orchestrator made to its table
 
 
 class CuttableTable:
@@ -60,6 +61,7 @@ class CuttableTable:
         self._table, self._switch = table, switch
 
     def _reach(self, action: str) -> MemoryLeaseTable:
+        self._switch.calls += 1
         if self._switch.cut:
             raise TransientCloudError(action, "NetworkError", "link cut by the test")
         return self._table
@@ -92,6 +94,7 @@ class CuttableClient:
             return attribute
 
         def call(*args: Any, **kwargs: Any) -> Any:
+            self._switch.calls += 1
             if self._switch.cut:
                 raise EndpointConnectionError(
                     endpoint_url="https://dynamodb.us-east-1.amazonaws.com"
@@ -119,6 +122,9 @@ class Rig:
 
     def uncut(self, lease: TableLease) -> None:
         self._switches[lease.holder_id].cut = False
+
+    def calls(self, lease: TableLease) -> int:
+        return self._switches[lease.holder_id].calls
 
 
 @pytest.fixture(scope="module")
