@@ -4,6 +4,10 @@ The daemon, the cron check and the manual `failover move` all drive this engine.
 Before every step it reads AWS fresh and skips what is already true, so a move that
 a crash interrupted is finished by running it again (`resume`). The journal gets the
 intent before the first AWS call and every step before and after its call.
+
+Reads are not repeated without cause: one observation serves the choice, the plan and
+the first mutating step's checks; a wait polls only the floating resource; the next
+mutating step reads the group again, since a call of ours came in between (`_Read`).
 """
 
 from __future__ import annotations
@@ -40,10 +44,38 @@ log = logging.getLogger(__name__)
 EIP_FOLLOW_GRACE_S = 5.0
 # The longest gap between two polls of a wait.
 WAIT_POLL_S = 0.2
+# How old the engine's own read of a group may be and still stand in for a fresh one before
+# a mutating call (if no mutating call of ours came after it). Observe-then-call was never
+# atomic: under pacing the old re-read already sat this long before its call (a Describe
+# pair, then the wait for a mutating token), and AWS's own refusal, answered by retargeting,
+# is the backstop. Past this age, or after any mutating call, the step reads AWS again.
+FRESH_VIEW_S = 1.0
 # Waits whose outcome shows in the floating resource alone (not in the members' interfaces).
 _RESOURCE_WAITS = frozenset(
     {StepKind.WAIT_DETACHED, StepKind.WAIT_ATTACHED, StepKind.WAIT_EIP_FOLLOWS, StepKind.WAIT_EIP}
 )
+
+
+@dataclass(frozen=True)
+class _Read:
+    """A view the engine read, and when (monotonic) its members and its floating resource were read.
+
+    None: read before a mutating call of ours, so it may no longer be what AWS says.
+    """
+
+    view: GroupView
+    members_at: float | None
+    resource_at: float | None
+
+    def fresh(self, now: float) -> bool:
+        """Whether the whole view may stand in for a re-read at `now` (FRESH_VIEW_S)."""
+        if self.members_at is None or self.resource_at is None:
+            return False
+        return now - min(self.members_at, self.resource_at) <= FRESH_VIEW_S
+
+    def spent(self) -> _Read:
+        """This read after a mutating call: still a base for polling the resource, never fresh."""
+        return replace(self, members_at=None, resource_at=None)
 
 
 @dataclass(frozen=True)
@@ -136,7 +168,9 @@ class Engine:
         being left is down) are what allow a Force detach when a graceful one hangs.
         """
         self.resume(group, force=force)
-        view = self.cloud.observe(group)
+        # One read serves the choice, the plan, the journal and (while fresh) the first step.
+        read = self._observe(group)
+        view = read.view
         chosen = self.choose_target(view, group, target)
         plan = plan_move(view, group, chosen)
         if not plan.steps:
@@ -166,7 +200,7 @@ class Engine:
             chosen,
             record.reason,
         )
-        return self._execute(group, record)
+        return self._execute(group, record, read)
 
     def resume(self, group: Group, *, force: bool = False) -> list[MoveResult]:
         """Finish every move of `group` the journal shows as started but not finished.
@@ -179,8 +213,8 @@ class Engine:
         """
         results = []
         for journaled in self.store.open_moves(group.name):
-            view = self.cloud.observe(group)
-            leaving = view.member(journaled.source) if journaled.source else None
+            read = self._observe(group)
+            leaving = read.view.member(journaled.source) if journaled.source else None
             still_failed = leaving is None or leaving.failed_in_ec2
             record = replace(journaled, forced=force or (journaled.forced and still_failed))
             log.warning(
@@ -191,7 +225,7 @@ class Engine:
                 record.target,
                 record.started_at,
             )
-            results.append(self._execute(group, record, resumed=True))
+            results.append(self._execute(group, record, read, resumed=True))
         return results
 
     def caller(self) -> str:
@@ -200,7 +234,9 @@ class Engine:
             self._caller = self.cloud.caller_identity()
         return self._caller
 
-    def _execute(self, group: Group, record: MoveRecord, *, resumed: bool = False) -> MoveResult:
+    def _execute(
+        self, group: Group, record: MoveRecord, read: _Read | None, *, resumed: bool = False
+    ) -> MoveResult:
         start = self.clock.monotonic()
         deadline = start + group.policy.move_timeout_s
         target, tried = record.target, set[str]()
@@ -208,11 +244,11 @@ class Engine:
         try:
             while True:
                 try:
-                    self._run_plan(group, record, target, deadline, events)
+                    self._run_plan(group, record, target, deadline, events, read)
                     break
                 except _TargetRefused as refused:
                     tried.add(refused.target)
-                    target = self._next_target(group, record, tried, refused, events)
+                    target, read = self._next_target(group, record, tried, refused, events)
         except LeaseLostError:
             # Another orchestrator holds the group now: its journal replay finishes the move.
             log.error(
@@ -254,12 +290,14 @@ class Engine:
         tried: set[str],
         refused: _TargetRefused,
         events: list[StepRecord],
-    ) -> str:
+    ) -> tuple[str, _Read]:
         """After a target refused: the next candidate, and the member being left as the last resort.
 
         Never leave the ENI detached while any member can take it, even the one it came from.
+        The read it chose on is handed to the next attempt, which re-reads if it is no longer fresh.
         """
-        view = self.cloud.observe(group)
+        read = self._observe(group)
+        view = read.view
         leaving = {record.source} if record.source else set()
         options = candidates(view, group, exclude=frozenset(tried | leaving))
         last_resort = record.source
@@ -287,7 +325,7 @@ class Engine:
                 self.clock.now(),
             ),
         )
-        return options[0]
+        return options[0], read
 
     def _close_failed(self, group: Group, record: MoveRecord, exc: FailoverError) -> None:
         """Close the journal entry, unless the resource is left unowned: then the next run finishes it."""
@@ -312,8 +350,10 @@ class Engine:
         target: str,
         deadline: float,
         events: list[StepRecord],
+        read: _Read | None,
     ) -> None:
-        view = self.cloud.observe(group)
+        read = self._current(group, read)
+        view = read.view
         if view.active != target and (violation := rule_violation(view, group, target)) is not None:
             raise _TargetRefused(target, violation)
         plan = plan_move(view, group, target)
@@ -325,7 +365,7 @@ class Engine:
             began = self.clock.monotonic()
             self._emit(step, record, events, self._event(step, "started"))
             try:
-                detail = self._run_step(group, record, step, deadline)
+                detail, read = self._run_step(group, record, step, deadline, read)
             except LeaseLostError:
                 raise  # a lost lease: journal nothing more, the group is another's now
             except _TargetRefused as refused:
@@ -352,22 +392,36 @@ class Engine:
         if self._on_step is not None:
             self._on_step(step, event)
 
+    # -- reading AWS -------------------------------------------------------------------------
+
+    def _observe(self, group: Group) -> _Read:
+        """Read the whole group from AWS now (its age counted from before the call)."""
+        at = self.clock.monotonic()
+        return _Read(self.cloud.observe(group), at, at)
+
+    def _current(self, group: Group, read: _Read | None) -> _Read:
+        """`read` while it is fresh (FRESH_VIEW_S, no mutating call since), else a new read."""
+        if read is not None and read.fresh(self.clock.monotonic()):
+            return read
+        return self._observe(group)
+
     # -- one step ----------------------------------------------------------------------------
 
-    def _run_step(self, group: Group, record: MoveRecord, step: Step, deadline: float) -> str:
+    def _run_step(
+        self, group: Group, record: MoveRecord, step: Step, deadline: float, read: _Read
+    ) -> tuple[str, _Read]:
+        """Run one step from the last read of the group; return its detail and the newest read."""
         if step.kind in MUTATING_STEPS:
-            return self._mutate(group, step, deadline)
+            return self._mutate(group, step, deadline, read)
         if step.kind is StepKind.WAIT_DETACHED:
-            return self._wait_detached(group, record, step, deadline)
+            return self._wait_detached(group, record, step, deadline, read)
         if step.kind is StepKind.WAIT_EIP_FOLLOWS:
             grace = min(deadline, self.clock.monotonic() + self._eip_grace_s)
-            view = self._wait(group, step, grace)
-            return (
-                "followed the IP"
-                if step_done(step, view, group)
-                else "did not follow: re-associating"
-            )
-        view = self._wait(group, step, deadline)
+            read = self._wait(group, step, grace, read)
+            followed = step_done(step, read.view, group)
+            return ("followed the IP" if followed else "did not follow: re-associating"), read
+        read = self._wait(group, step, deadline, read)
+        view = read.view
         if not step_done(step, view, group):
             raise MoveFailedError(
                 group.name,
@@ -379,42 +433,54 @@ class Engine:
             if att.delete_on_termination:
                 # A floating ENI must outlive the instance it is on.
                 self.cloud.keep_on_termination(view.eni.eni_id, att.attachment_id)
-                return f"attached as {att.attachment_id}; DeleteOnTermination turned off"
-            return f"attached as {att.attachment_id}"
-        return ""
+                return (
+                    f"attached as {att.attachment_id}; DeleteOnTermination turned off",
+                    read.spent(),
+                )
+            return f"attached as {att.attachment_id}", read
+        return "", read
 
-    def _wait(self, group: Group, step: Step, deadline: float) -> GroupView:
-        """Poll until AWS shows the step done: one full read, then only the floating resource.
+    def _wait(self, group: Group, step: Step, deadline: float, base: _Read) -> _Read:
+        """Poll until AWS shows the step done, every poll a read made after the step's call.
 
-        Waits for the ENI or the EIP depend on nothing else, so a poll costs one describe;
-        polls stay at most WAIT_POLL_S apart, because the slack after AWS finished is
-        failover time the user waits for (bench/RESULTS.md).
+        Waits for the ENI or the EIP depend on nothing else, so a poll re-reads only the
+        floating resource (one describe) over `base`, the read the step's call was made on:
+        the members it carries are used only for the target's primary ENI and IP, which no
+        move changes. Other waits (an IP leaving its old ENI) read the whole group. Polls
+        stay at most WAIT_POLL_S apart, because the slack after AWS finished is failover
+        time the user waits for (bench/RESULTS.md).
         """
-        last: list[GroupView] = []
+        last = [base]
 
-        def poll() -> GroupView:
-            if last and step.kind in _RESOURCE_WAITS:
-                view = self.cloud.refresh(group, last[0])
+        def poll() -> _Read:
+            at = self.clock.monotonic()
+            if step.kind in _RESOURCE_WAITS:
+                read = _Read(self.cloud.refresh(group, last[0].view), last[0].members_at, at)
             else:
-                view = self.cloud.observe(group)
-            last[:] = [view]
-            return view
+                read = _Read(self.cloud.observe(group), at, at)
+            last[0] = read
+            return read
 
         return converge.until(
             poll,
-            lambda view: step_done(step, view, group),
+            lambda read: step_done(step, read.view, group),
             clock=self.clock,
             deadline=deadline,
             max_wait_s=WAIT_POLL_S,
         )
 
-    def _mutate(self, group: Group, step: Step, deadline: float) -> str:
-        """Re-read AWS, skip if already true, re-check the rules, then make the one call."""
+    def _mutate(self, group: Group, step: Step, deadline: float, read: _Read) -> tuple[str, _Read]:
+        """Read AWS (or take `read` while fresh), skip if already true, re-check the rules, then call.
 
-        def attempt() -> str:
-            view = self.cloud.observe(group)
+        Only the first attempt may take `read`; a retry after a transient error reads again.
+        """
+        handed = [read]
+
+        def attempt() -> tuple[str, _Read]:
+            current = self._current(group, handed.pop() if handed else None)
+            view = current.view
             if step_done(step, view, group):
-                return "already true in AWS"
+                return "already true in AWS", current
             if view.active != step.target and (
                 violation := rule_violation(view, group, step.target)
             ):
@@ -422,7 +488,7 @@ class Engine:
             if self._guard is not None:
                 self._guard(group.name)
             try:
-                return self._call(group, step, view)
+                return self._call(group, step, view), current.spent()
             except PermissionDeniedError:
                 raise
             except PermanentCloudError as exc:
@@ -455,16 +521,19 @@ class Engine:
         self.cloud.associate_address(step.resource, *want)
         return f"on {want[0]} / {want[1]}"
 
-    def _wait_detached(self, group: Group, record: MoveRecord, step: Step, deadline: float) -> str:
+    def _wait_detached(
+        self, group: Group, record: MoveRecord, step: Step, deadline: float, read: _Read
+    ) -> tuple[str, _Read]:
         """Wait for `available`; past detach_timeout, Force only when the member being left has failed.
 
         Force is a last resort: AWS may keep the device index busy on the old instance and
         its OS keeps a stale interface, so a planned move from a healthy member never uses it.
         """
         timeout = group.policy.detach_timeout_s
-        view = self._wait(group, step, min(deadline, self.clock.monotonic() + timeout))
+        read = self._wait(group, step, min(deadline, self.clock.monotonic() + timeout), read)
+        view = read.view
         if step_done(step, view, group):
-            return ""
+            return "", read
         att = view.eni.attachment if view.eni else None
         source = att.instance_id if att else step.source
         if not record.forced:
@@ -487,11 +556,11 @@ class Engine:
             if self._guard is not None:
                 self._guard(group.name)
             self.cloud.detach(att.attachment_id, force=True)
-        view = self._wait(group, step, deadline)
-        if not step_done(step, view, group):
+        read = self._wait(group, step, deadline, read.spent())
+        if not step_done(step, read.view, group):
             raise MoveFailedError(
                 group.name,
                 step.resource,
                 f"forced detach from {source} did not finish before move_timeout",
             )
-        return "forced after detach_timeout"
+        return "forced after detach_timeout", read
