@@ -284,11 +284,6 @@ def markdown(results: dict[str, Any], pngs: list[str]) -> str:
     lines += [
         "## What is left (goals still missed)",
         "",
-        "- AZ failure, time ratio: pacing removed the storm (0 RequestLimitExceeded), but each "
-        "move still makes ~8 Describes (the engine observes before the plan, before each step "
-        "and polls), so the Describe bucket (20/s) serves ~2.5 moves/s where the mutating bucket "
-        "allows 5/s. Next: hand the first observation into the plan and the first step, and "
-        "observe only the resource before each mutating step (about 4 Describes per move).",
         "- Scale at 10,000 members: a pass is ~13 s (goal 1.5 s): ~8 s parsing 175 Describe "
         "answers in botocore and ~3.5 s of asyncio probes on 2 cores. Next: skip "
         "DescribeInstances on passes where status is not due (read ownership only, addresses "

@@ -63,15 +63,12 @@ class Ec2Cloud:
         self._ec2 = ec2
         self._sts = sts
         self._clock = clock
-        # Shared by every move and pass of the process: together they stay inside EC2's buckets.
-        self._pacer = pacer
-
-    def _paced(self, action: str, params: Mapping[str, Any]) -> None:
-        if self._pacer is not None:
-            self._pacer.wait(action, params)
+        if pacer is not None:
+            # Shared by every move and pass of the process: together they stay inside EC2's
+            # buckets. It paces each request the client sends, botocore's retries included.
+            pacer.attach(ec2)
 
     def _call(self, action: str, resource: str, fn: Callable[..., T], **params: Any) -> T:
-        self._paced(action, params)
         try:
             return fn(**params)
         except (ClientError, BotoCoreError) as exc:
@@ -81,7 +78,6 @@ class Ec2Cloud:
         self, action: str, resource: str, fn: Callable[..., T], **params: Any
     ) -> T | None:
         """A describe call whose not-found answer is None rather than an error."""
-        self._paced(action, params)
         try:
             return fn(**params)
         except ClientError as exc:
@@ -224,7 +220,6 @@ class Ec2Cloud:
 
     def detach(self, attachment_id: str, *, force: bool) -> None:
         """DetachNetworkInterface; an attachment that is already gone counts as detached."""
-        self._paced("DetachNetworkInterface", {})
         try:
             self._ec2.detach_network_interface(AttachmentId=attachment_id, Force=force)
         except ClientError as exc:
@@ -307,7 +302,6 @@ class Ec2Cloud:
                 "(see policies/)",
                 checked=False,
             )
-        self._paced(action, params)
         try:
             fn(DryRun=True, **params)
         except ClientError as exc:

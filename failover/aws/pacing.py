@@ -101,11 +101,13 @@ def new_buckets(now: float) -> dict[str, TokenBucket]:
 
 
 class Pacer:
-    """Waits, before each EC2 call, until this process's share of its bucket has a token.
+    """Waits, before each EC2 request, until this process's share of its bucket has a token.
 
     Thread-safe: the moves of an AZ failure and the health passes share one pacer, so
     together they stay inside the account's buckets instead of meeting RequestLimitExceeded.
-    Reservations make waiters queue in arrival order.
+    Reservations make waiters queue in arrival order. `attach` paces every attempt a client
+    sends, botocore's retries included: a retry spends a token at AWS like any call, and
+    an unpaced retry after a throttle only prolongs the throttling.
     """
 
     def __init__(
@@ -118,14 +120,31 @@ class Pacer:
         self._buckets = new_buckets(clock())
         self.waited_s = 0.0
 
-    def wait(self, action: str, params: Mapping[str, Any]) -> float:
-        """Block until `action` may be sent; returns how long it waited."""
-        bucket = bucket_for(action, params)
-        if bucket is None:
-            return 0.0
+    def attach(self, client: Any) -> None:
+        """Pace every request `client` (an EC2 client) sends, each retry too."""
+        events = client.meta.events
+        events.register("before-parameter-build.ec2", self._classify)
+        events.register("request-created.ec2", self._pace_attempt)
+
+    def _classify(
+        self, params: Mapping[str, Any], model: Any, context: dict[str, Any], **_: Any
+    ) -> None:
+        # The bucket depends on the call's parameters, which later events no longer carry.
+        context[_BUCKET] = bucket_for(model.name, params)
+
+    def _pace_attempt(self, request: Any, **_: Any) -> None:
+        bucket = getattr(request, "context", {}).get(_BUCKET)
+        if bucket is not None:
+            self._wait_for(bucket)
+
+    def _wait_for(self, bucket: str) -> float:
         with self._lock:
             delay = self._buckets[bucket].reserve(self._clock())
             self.waited_s += delay
         if delay > 0:
             self._sleep(delay)
         return delay
+
+
+_BUCKET = "failover_bucket"
+"""Where `Pacer` keeps a call's bucket in botocore's request context."""
