@@ -41,20 +41,16 @@ class MemoryLeaseTable:
             else (current is not None and current.rvn == claim[1])
         )
 
-    def write(self, claim: Claim) -> bool:
-        """Write one claim if its version holds."""
-        return self.write_all([claim])
-
-    def write_all(self, claims: Sequence[Claim]) -> bool:
-        """Write every claim, or none if one version does not hold."""
+    def write_all(self, claims: Sequence[Claim]) -> list[int]:
+        """Write every claim, or none: the positions of those whose version does not hold."""
         if len(claims) > BATCH:
             raise ValueError(f"a batch takes at most {BATCH} claims")
         with self._lock:
-            if not all(self._holds(claim) for claim in claims):
-                return False
-            for record, _ in claims:
-                self._records[record.group] = record
-            return True
+            refused = [i for i, claim in enumerate(claims) if not self._holds(claim)]
+            if not refused:
+                for record, _ in claims:
+                    self._records[record.group] = record
+            return refused
 
     def beat(self, beat: Beat) -> None:
         """Write a heartbeat."""
@@ -118,14 +114,9 @@ class DynamoLeaseTable:
             for item in items.values()
         }
 
-    def write(self, claim: Claim) -> bool:
-        """PutItem if the item's version is as expected."""
-        put = _put(claim)
-        return self._table.put(put.item, condition=put.condition, values=put.values)
-
-    def write_all(self, claims: Sequence[Claim]) -> bool:
+    def write_all(self, claims: Sequence[Claim]) -> list[int]:
         """One TransactWriteItems of PutItems, each conditional on its item's version."""
-        return self._table.transact([_put(claim) for claim in claims])
+        return self._table.transact_refused([_put(claim) for claim in claims])
 
     def beat(self, beat: Beat) -> None:
         """PutItem of the holder's heartbeat."""

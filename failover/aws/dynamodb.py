@@ -246,6 +246,14 @@ class DynamoTable:
         At most TRANSACTION_MAX_ITEMS. A cancellation caused only by a concurrent write to
         the same items is retried a few times; it says nothing about the conditions.
         """
+        return not self.transact_refused(writes)
+
+    def transact_refused(self, writes: Sequence[Write]) -> list[int]:
+        """Like `transact`; the positions of the writes whose condition failed ([]: applied).
+
+        DynamoDB names each refused write in the cancellation, so a caller can drop those
+        and send the rest again instead of trying them one by one.
+        """
         if len(writes) > TRANSACTION_MAX_ITEMS:
             raise ValueError(f"a transaction takes at most {TRANSACTION_MAX_ITEMS} items")
         actions = [self._action(write) for write in writes]
@@ -255,18 +263,19 @@ class DynamoTable:
             except ClientError as exc:
                 if error_code(exc) != "TransactionCanceledException":
                     raise self._error(exc, "TransactWriteItems") from None
-                reasons = {
+                codes = [
                     str(r.get("Code", "None")) for r in exc.response.get("CancellationReasons", [])
-                }
-                if "ConditionalCheckFailed" in reasons:
-                    return False
-                if reasons <= {"None", "TransactionConflict"} and attempt < _CONFLICT_RETRIES:
+                ]
+                refused = [i for i, code in enumerate(codes) if code == "ConditionalCheckFailed"]
+                if refused:
+                    return refused
+                if set(codes) <= {"None", "TransactionConflict"} and attempt < _CONFLICT_RETRIES:
                     self._sleep(_CONFLICT_BACKOFF_S * 2**attempt * random.uniform(0.5, 1.5))
                     continue
                 raise self._error(exc, "TransactWriteItems") from None
             except BotoCoreError as exc:
                 raise self._error(exc, "TransactWriteItems") from None
-            return True
+            return []
         raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
 
     def _action(self, write: Write) -> dict[str, Any]:

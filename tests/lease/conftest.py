@@ -52,6 +52,13 @@ class Switch:
 
     cut: bool = False
     calls: int = 0  # every call this orchestrator made to its table
+    # Run once right before this orchestrator's next batch write (a racing writer).
+    before_write: Callable[[], None] | None = None
+
+    def race(self) -> None:
+        hook, self.before_write = self.before_write, None
+        if hook is not None:
+            hook()
 
 
 class CuttableTable:
@@ -69,11 +76,10 @@ class CuttableTable:
     def read_many(self, groups: Sequence[str]) -> dict[str, LeaseRecord]:
         return self._reach("read_many").read_many(groups)
 
-    def write(self, claim: Claim) -> bool:
-        return self._reach("write").write(claim)
-
-    def write_all(self, claims: Sequence[Claim]) -> bool:
-        return self._reach("write_all").write_all(claims)
+    def write_all(self, claims: Sequence[Claim]) -> list[int]:
+        table = self._reach("write_all")
+        self._switch.race()
+        return table.write_all(claims)
 
     def beat(self, beat: Beat) -> None:
         self._reach("beat").beat(beat)
@@ -99,6 +105,8 @@ class CuttableClient:
                 raise EndpointConnectionError(
                     endpoint_url="https://dynamodb.us-east-1.amazonaws.com"
                 )
+            if name == "transact_write_items":
+                self._switch.race()
             return attribute(*args, **kwargs)
 
         return call
@@ -125,6 +133,9 @@ class Rig:
 
     def calls(self, lease: TableLease) -> int:
         return self._switches[lease.holder_id].calls
+
+    def before_write(self, lease: TableLease, hook: Callable[[], None]) -> None:
+        self._switches[lease.holder_id].before_write = hook
 
 
 @pytest.fixture(scope="module")
