@@ -74,11 +74,13 @@ class PermanentCloudError(CloudError):
 
 
 class PermissionDeniedError(PermanentCloudError):
-    """The caller's IAM policy does not allow the action (`ec2:<Action>`)."""
+    """The caller's IAM policy does not allow the action (`<service>:<Action>`)."""
 
-    def __init__(self, action: str, code: str, message: str, resource: str = "") -> None:
+    def __init__(
+        self, action: str, code: str, message: str, resource: str = "", service: str = "ec2"
+    ) -> None:
         super().__init__(action, code, message, resource)
         self.args = (
-            f"missing IAM permission ec2:{action}{' on ' + resource if resource else ''} "
+            f"missing IAM permission {service}:{action}{' on ' + resource if resource else ''} "
             f"({code}): grant it to the orchestrator's role (see policies/)",
         )

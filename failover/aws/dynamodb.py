@@ -27,7 +27,6 @@ from failover.aws.errors import error_code, translate
 from failover.errors import (
     CloudError,
     ConfigError,
-    PermissionDeniedError,
     TransientCloudError,
 )
 
@@ -392,14 +391,7 @@ def translate_dynamodb(exc: Exception, action: str, table: str) -> CloudError:
     if isinstance(exc, ClientError) and error_code(exc) in _TRANSIENT:
         message = str(exc.response.get("Error", {}).get("Message", "")) or str(exc)
         return TransientCloudError(action, error_code(exc), message, resource)
-    error = translate(exc, action, resource)
-    if isinstance(error, PermissionDeniedError):
-        # PermissionDeniedError words its advice for EC2; say which DynamoDB action is missing.
-        error.args = (
-            f"missing IAM permission dynamodb:{action} on {resource} ({error.code}): "
-            "grant it to the orchestrator's role (see policies/)",
-        )
-    return error
+    return translate(exc, action, resource, "dynamodb")
 
 
 def create_table(client: DynamoDBClient, name: str, wait_s: float = 300.0) -> bool:

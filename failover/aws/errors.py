@@ -47,13 +47,13 @@ def error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
-def translate(exc: Exception, action: str, resource: str = "") -> CloudError:
-    """Map a botocore exception raised by `action` on `resource` to a CloudError subclass."""
+def translate(exc: Exception, action: str, resource: str = "", service: str = "ec2") -> CloudError:
+    """Map a botocore exception raised by `service`'s `action` on `resource` to a CloudError."""
     if isinstance(exc, ClientError):
         code = error_code(exc)
         message = str(exc.response.get("Error", {}).get("Message", "")) or str(exc)
         if code in PERMISSION_CODES:
-            return PermissionDeniedError(action, code, message, resource)
+            return PermissionDeniedError(action, code, message, resource, service)
         if code in TRANSIENT_CODES:
             return TransientCloudError(action, code, message, resource)
         return PermanentCloudError(action, code, message, resource)

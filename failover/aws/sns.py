@@ -38,5 +38,5 @@ class SnsPublisher:
                 TopicArn=topic_arn, Subject=sns_subject(subject), Message=body
             )
         except (ClientError, BotoCoreError) as exc:
-            raise translate(exc, "Publish", topic_arn) from None
+            raise translate(exc, "Publish", topic_arn, "sns") from None
         return reply.get("MessageId", "")

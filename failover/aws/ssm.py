@@ -48,7 +48,7 @@ class SsmCommands:
                 Comment=comment[:_COMMENT_MAX],
             )
         except (ClientError, BotoCoreError) as exc:
-            raise translate(exc, "SendCommand", instance_id) from None
+            raise translate(exc, "SendCommand", instance_id, "ssm") from None
         return reply["Command"].get("CommandId", "")
 
     def invocation(self, command_id: str, instance_id: str) -> Invocation:
@@ -61,9 +61,9 @@ class SsmCommands:
             # Right after SendCommand, AWS may not know the invocation yet: not an answer.
             if error_code(exc) == "InvocationDoesNotExist":
                 return Invocation("Pending")
-            raise translate(exc, "GetCommandInvocation", instance_id) from None
+            raise translate(exc, "GetCommandInvocation", instance_id, "ssm") from None
         except BotoCoreError as exc:
-            raise translate(exc, "GetCommandInvocation", instance_id) from None
+            raise translate(exc, "GetCommandInvocation", instance_id, "ssm") from None
         return Invocation(
             status=str(reply.get("Status", "Pending")),
             response_code=int(reply.get("ResponseCode", -1)),
