@@ -33,6 +33,7 @@ from failover.errors import (
 from failover.model import MUTATING_STEPS, GroupView, Plan, Step, StepKind
 from failover.planner import candidates, expected_eip_target, plan_move, rule_violation, step_done
 from failover.ports import Clock, Cloud, MoveRecord, StepRecord, Store
+from failover.report import when
 
 if TYPE_CHECKING:
     from failover.config import Group
@@ -223,7 +224,7 @@ class Engine:
                 record.move_id,
                 record.source,
                 record.target,
-                record.started_at,
+                when(record.started_at),
             )
             results.append(self._execute(group, record, read, resumed=True))
         return results

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -81,6 +82,10 @@ def resumed(sb: Sandbox, config: Path, crashed: dict[str, Any]) -> dict[str, Any
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Traceback" not in done.stdout + done.stderr
     assert crashed["move_id"] in done.stdout
+    # The operator reads when the unfinished move began, as a time, not an epoch number.
+    assert re.search(r"left unfinished at \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", done.stderr), (
+        done.stderr
+    )
     (record,) = history(config)
     assert record["move_id"] == crashed["move_id"]
     assert record["outcome"] == "succeeded"
