@@ -16,9 +16,10 @@ Rules, in the order they are applied:
 3. Nobody owns the resource (a detach finished, an attach never came): move it to the
    best healthy member, at once: leaving it unowned is the one thing worse than a move.
    An instance outside the group owns it: never take it back automatically; `degraded`.
-4. The active member is down after `fall` consecutive failures; then: no move within
-   `cooldown` of the last one; `max_moves_per_hour` reached holds the group; no healthy
-   candidate is `degraded`; else move to the highest-preference healthy candidate.
+4. The active member is down after `fall` consecutive failures; then: no healthy
+   candidate is `degraded` (even within a cooldown: nowhere to go is the news); no move
+   within `cooldown` of the last one; `max_moves_per_hour` reached holds the group; else
+   move to the highest-preference healthy candidate.
 5. `failback: auto` moves back to a higher-preference member once it has passed `rise`
    probes and the cooldown is over.
 """
@@ -135,6 +136,9 @@ def decide(
                 "suspect",
                 f"{down}, but every member of every group failed: suspecting our own network",
             )
+        # Nowhere to go outranks "not now": a cooldown must not hide a group that is down.
+        if not healthy:
+            return Decision("degraded", f"{down}; no standby is healthy, running and in the AZ")
         if (since := _since_last_move(facts)) is not None and since < policy.cooldown_s:
             return Decision(
                 "cooldown",
@@ -147,8 +151,6 @@ def decide(
                 f"{down}; {policy.max_moves_per_hour} moves in the last hour: holding for an operator "
                 "(`failover move --force` clears it)",
             )
-        if not healthy:
-            return Decision("degraded", f"{down}; no standby is healthy, running and in the AZ")
         return Decision(
             "move",
             f"{down}; moving {group.resource} to {_why(healthy[0], health, view)}",

@@ -330,6 +330,16 @@ MOVED = "moving " + ENI
         pytest.param(
             view(),
             group(cooldown="5m"),
+            health(down(A), down(B)),
+            facts(60),
+            "degraded",
+            None,
+            ["no standby is healthy"],
+            id="no-healthy-candidate-is-degraded-even-within-cooldown",
+        ),
+        pytest.param(
+            view(),
+            group(cooldown="5m"),
             health(down(A), up(B)),
             facts(300),
             "move",
