@@ -230,7 +230,7 @@ class Daemon:
         if not groups:
             return
         try:
-            unfinished = {m.group for m in self.monitor.store.open_moves()} & set(groups)
+            unfinished = self.monitor.store.open_move_groups() & set(groups)
         except FailoverError as exc:
             log.warning("cannot read the journal's open moves (%s); they resume on schedule", exc)
             return

@@ -16,7 +16,7 @@ from failover.decide import Decision, Facts, decide, network_suspect, update_hea
 from failover.engine import Engine, MoveResult
 from failover.errors import FailoverError, RefusedError
 from failover.model import GroupView, Instance
-from failover.ports import Clock, GroupState, MemberHealth, Store
+from failover.ports import Clock, GroupMemory, GroupState, MemberHealth, Store
 from failover.probes import ProbeResult, ProbeTarget, probe_targets, run_probes
 
 if TYPE_CHECKING:
@@ -117,8 +117,11 @@ class Monitor:
     ) -> list[GroupOutcome]:
         """Probe every member of `groups`, decide for each group, and make the moves decided."""
         if not dry_run:
+            # One read names the groups a crash left a move in; only those are resumed.
+            unfinished = self.store.open_move_groups()
             for group in groups:
-                self._finish_open_moves(group)
+                if group.name in unfinished:
+                    self._finish_open_moves(group)
         views = self._observe(groups, ec2_due=ec2_due)
         verdicts = self._probe_all(groups, views)
         now = self.clock.now()
@@ -129,15 +132,16 @@ class Monitor:
                 "*",
                 "every member of every group failed this pass: suspecting our own network",
             )
+        # Every group's counters, state and last hour of moves in a few batched reads.
+        memory = self.store.load_groups({g.name: g.instance_ids for g in groups}, now - 3600.0)
+        healths = self._fold_health(groups, memory, verdicts, now, save=not dry_run)
         decisions: list[tuple[Group, Decision, GroupState]] = []
         for group in groups:
-            health = self._fold_health(group, verdicts, now, save=not dry_run)
-            state = self.store.load_group_state(group.name)
+            health = healths[group.name]
+            state = memory[group.name].state
             facts = Facts(
                 now=now,
-                move_times=tuple(
-                    m.started_at for m in self.store.moves_since(group.name, now - 3600.0)
-                ),
+                move_times=memory[group.name].move_times,
                 held=state.held,
                 held_reason=state.held_reason,
                 network_suspect=suspect,
@@ -221,25 +225,33 @@ class Monitor:
 
     def _fold_health(
         self,
-        group: Group,
+        groups: Sequence[Group],
+        memory: Mapping[str, GroupMemory],
         verdicts: dict[tuple[str, str], tuple[bool, str]],
         now: float,
         *,
         save: bool = True,
-    ) -> dict[str, MemberHealth]:
-        """Fold this pass into the counters; a dry run decides on them but remembers nothing."""
-        previous = self.store.load_health(group.name)
-        updated = {
-            i: update_health(
-                previous.get(i, MemberHealth(i)), *verdicts[(group.name, i)], now, group.policy
-            )
-            for i in group.instance_ids
-        }
+    ) -> dict[str, dict[str, MemberHealth]]:
+        """Fold this pass into the counters; a dry run decides on them but remembers nothing.
+
+        Every counter changes every pass (a streak grows by one), so all are written, in
+        one batched write for the whole pass.
+        """
+        folded: dict[str, dict[str, MemberHealth]] = {}
+        for group in groups:
+            previous = memory[group.name].health
+            folded[group.name] = {
+                i: update_health(
+                    previous.get(i, MemberHealth(i)), *verdicts[(group.name, i)], now, group.policy
+                )
+                for i in group.instance_ids
+            }
         if save:
-            self.store.save_health(group.name, list(updated.values()))
+            self.store.save_health_many({g: list(h.values()) for g, h in folded.items()})
         if self._on_health is not None:
-            self._on_health(group.name, updated)
-        return updated
+            for name, updated in folded.items():
+                self._on_health(name, updated)
+        return folded
 
     def _act(
         self,
@@ -327,5 +339,6 @@ class Monitor:
             status=status,
             updated_at=self.clock.now(),
         )
-        if new != state:
+        # `updated_at` alone changing is no change: an idle group costs no write.
+        if replace(new, updated_at=state.updated_at) != state:
             self.store.save_group_state(new)

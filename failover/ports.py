@@ -6,7 +6,7 @@ contracts. The core never imports an adapter.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -71,7 +71,10 @@ class MemberHealth:
 
 @dataclass(frozen=True)
 class GroupState:
-    """What the store remembers of a group besides its members: held for an operator or not."""
+    """What the store remembers of a group besides its members: held for an operator or not.
+
+    `updated_at` is when another field last changed (a pass that changes nothing writes nothing).
+    """
 
     group: str
     held: bool = False
@@ -80,8 +83,24 @@ class GroupState:
     updated_at: float = 0.0
 
 
+@dataclass(frozen=True)
+class GroupMemory:
+    """What a health pass reads of one group: what load_health (of the members asked about),
+    load_group_state and moves_since (start times only, oldest first) would answer."""
+
+    group: str
+    health: Mapping[str, MemberHealth]
+    state: GroupState
+    move_times: tuple[float, ...] = ()
+
+
 class Store(Protocol):
-    """Counters, the journal and the history. Every method is one atomic write or read."""
+    """Counters, the journal and the history.
+
+    Every method is one atomic write or read, except the batched ones (`load_groups`,
+    `save_health_many`), which are atomic per group: a pass over many groups costs the
+    store a few requests, not a few per group.
+    """
 
     def begin_move(self, move: MoveRecord) -> None:
         """Journal a move's intent before its first AWS call."""
@@ -108,6 +127,9 @@ class Store(Protocol):
     def moves_since(self, group: str, since: float) -> list[MoveRecord]:
         """Moves of `group` started at or after `since` (cooldown and flap limit)."""
 
+    def open_move_groups(self) -> set[str]:
+        """The groups `open_moves()` would name, in one read however many groups there are."""
+
     def load_health(self, group: str) -> dict[str, MemberHealth]:
         """Probe counters of a group's members, by instance id."""
 
@@ -119,6 +141,15 @@ class Store(Protocol):
 
     def save_group_state(self, state: GroupState) -> None:
         """Remember the group's state."""
+
+    def load_groups(
+        self, members: Mapping[str, Sequence[str]], since: float
+    ) -> dict[str, GroupMemory]:
+        """For each group named in `members` (group -> instance ids): the counters of those
+        members it has, its state, and the start times of its moves at or after `since`."""
+
+    def save_health_many(self, health: Mapping[str, Sequence[MemberHealth]]) -> None:
+        """`save_health` of many groups (group -> members) at once; atomic per group."""
 
     def close(self) -> None:
         """Release the connection."""

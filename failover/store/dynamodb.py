@@ -9,6 +9,9 @@ Key design (one table, on-demand billing, string keys `pk` HASH / `sk` RANGE, no
                                                                  (`step`: its fields as JSON)
     group#<group>        health#<instance_id>                    MemberHealth of one member
     group#<group>        state                                   GroupState
+    group#<group>        recent                                  start times of the group's
+                                                                 recent moves (`start#<move_id>`)
+                                                                 and `complete_from`
     group#<group>        lease                                   the group's lease
                                                                  (failover/lease_tables.py)
     moveid#<move_id>     moveid                                  pointer: the move's group
@@ -35,10 +38,19 @@ crash leaves few). `history()` without a group (an operator command, never the e
 path) Scans the table, strongly consistent, and sorts client-side; its cost grows with
 the table.
 
+A health pass asks about many groups at once: `load_groups` reads, for every group, its
+members' `health#` items, `state` and `recent` by key, with strongly consistent BatchGetItem
+(100 keys a call), and `open_move_groups` is one Query of the `open` partition. A pass that
+changes nothing costs one Query, (members + 2) / 100 BatchGetItem and members / 100
+TransactWriteItems (the counters) per group; it was six requests per group.
+`recent`, the flap limit's and the cooldown's index of a group's moves, is kept by hand
+like `open`: see failover/store/dynamodb_recent.py.
+
 Writes, each atomic:
 - `begin_move`: one TransactWriteItems puts the move, its pointer (both conditional on not
   existing, so a move id is journaled at most once), its open marker and any steps it
-  carries.
+  carries, and sets its start time in `recent`. Before it, a GetItem of `recent` (and, a
+  day after a move, an UpdateItem dropping what is older) keeps that item small.
 - `record_step`: an UpdateItem `ADD step_count 1` on the move (conditional on the move
   existing) reserves the step's number n, then a PutItem writes the step at n. DynamoDB
   applies updates to one item one at a time, so concurrent appends (threads or processes)
@@ -47,8 +59,9 @@ Writes, each atomic:
   (rather than a list in the move) keeps each write at 1 KB and a move unbounded.
 - `finish_move`: one TransactWriteItems: the conditional UpdateItem of the move and the
   deletion of its open marker.
-- `save_health`: one PutItem for one member, else TransactWriteItems (100 members per
-  transaction: a group has a handful).
+- `save_health`, `save_health_many`: one PutItem for one member, else TransactWriteItems of
+  up to 100 members, whole groups packed together (a group's members are never split
+  between transactions unless it alone has more than 100).
 - `save_group_state`: one PutItem.
 """
 
@@ -60,14 +73,31 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from failover.aws.dynamodb import PK, SK, TRANSACTION_MAX_ITEMS, Delete, DynamoTable, Put, Update
+from failover.aws.dynamodb import (
+    PK,
+    SK,
+    TRANSACTION_MAX_ITEMS,
+    Delete,
+    DynamoTable,
+    Put,
+    Update,
+    Write,
+)
 from failover.errors import FailoverError
-from failover.ports import GroupState, MemberHealth, MoveRecord, StepRecord
+from failover.ports import GroupMemory, GroupState, MemberHealth, MoveRecord, StepRecord
 from failover.store.closing import Closing
+from failover.store.dynamodb_recent import (
+    RECENT_SK,
+    START_PREFIX,
+    recent_rebuild,
+    recent_times,
+    trim_recent,
+)
 
 IN_PROGRESS = "in-progress"
 """The outcome of a journaled move that has not finished."""
 
+GROUP_PREFIX = "group#"
 MOVE_PREFIX = "move#"
 STEP_INFIX = "#step#"
 HEALTH_PREFIX = "health#"
@@ -81,7 +111,7 @@ HOLDER_PREFIX = "holder#"
 
 def group_pk(group: str) -> str:
     """The partition key of everything about `group`."""
-    return f"group#{group}"
+    return f"{GROUP_PREFIX}{group}"
 
 
 def move_sk(started_at: float, move_id: str) -> str:
@@ -127,8 +157,9 @@ class DynamoStore(Closing):
         """Journal a move's intent and the steps it carries, in one transaction."""
         table = self._live("begin_move")
         pk, sk = group_pk(move.group), move_sk(move.started_at, move.move_id)
-        if len(move.steps) > TRANSACTION_MAX_ITEMS - 3:
+        if len(move.steps) > TRANSACTION_MAX_ITEMS - 4:
             raise ValueError(f"move {move.move_id}: too many steps to journal at once")
+        trim_recent(table, pk, move.started_at)
         pointer = {PK: _pointer_pk(move.move_id), SK: POINTER_SK, "group_pk": pk, "move_sk": sk}
         marker = [Put(_open_item(pk, sk))] if move.outcome == IN_PROGRESS else []
         written = table.transact(
@@ -136,6 +167,13 @@ class DynamoStore(Closing):
                 Put(_move_item(pk, sk, move), condition="attribute_not_exists(pk)"),
                 Put(pointer, condition="attribute_not_exists(pk)"),
                 *marker,
+                Update(
+                    pk,
+                    RECENT_SK,
+                    "SET #start = :started",
+                    names={"#start": START_PREFIX + move.move_id},
+                    values={":started": move.started_at},
+                ),
                 *(
                     Put(_step_item(pk, sk, n, move.move_id, step))
                     for n, step in enumerate(move.steps, start=1)
@@ -214,6 +252,11 @@ class DynamoStore(Closing):
         )
         return sorted((found[0] for found in moves if found), key=_started)
 
+    def open_move_groups(self) -> set[str]:
+        """The groups with an in-progress move: one Query of the `open` markers."""
+        markers = self._live("open_move_groups").query(OPEN_PK)
+        return {str(m["group_pk"]).removeprefix(GROUP_PREFIX) for m in markers}
+
     def history(self, group: str | None = None, limit: int = 100) -> list[MoveRecord]:
         """Finished and open moves, newest first, at most `limit`, with their steps."""
         table = self._live("history")
@@ -256,26 +299,32 @@ class DynamoStore(Closing):
 
     def save_health(self, group: str, members: Sequence[MemberHealth]) -> None:
         """Replace the given members' counters all at once; other members are untouched."""
-        table = self._live("save_health")
-        items = [_health_item(group, m) for m in members]
-        if len(items) == 1:
-            table.put(items[0])
-            return
-        for chunk in _chunks(items, TRANSACTION_MAX_ITEMS):
-            table.transact([Put(item) for item in chunk])
+        self._save_health("save_health", {group: members})
+
+    def save_health_many(self, health: Mapping[str, Sequence[MemberHealth]]) -> None:
+        """Replace the counters of many groups' members, 100 to a transaction, a group's
+        members in the same one."""
+        self._save_health("save_health_many", health)
+
+    def _save_health(self, operation: str, health: Mapping[str, Sequence[MemberHealth]]) -> None:
+        table = self._live(operation)
+        batch: list[Write] = []
+        for group, members in health.items():
+            puts = [Put(_health_item(group, m)) for m in members]
+            if len(batch) + len(puts) > TRANSACTION_MAX_ITEMS:
+                _write(table, batch)
+                batch = []
+            if len(puts) > TRANSACTION_MAX_ITEMS:
+                for start in range(0, len(puts), TRANSACTION_MAX_ITEMS):
+                    _write(table, puts[start : start + TRANSACTION_MAX_ITEMS])
+                continue
+            batch += puts
+        _write(table, batch)
 
     def load_group_state(self, group: str) -> GroupState:
         """The group's remembered state; `GroupState(group=group)` when never saved."""
         item = self._live("load_group_state").get(group_pk(group), STATE_SK)
-        if item is None:
-            return GroupState(group=group)
-        return GroupState(
-            group=group,
-            held=bool(item["held"]),
-            held_reason=str(item["held_reason"]),
-            status=str(item["status"]),
-            updated_at=float(item["updated_at"]),
-        )
+        return _state_from_item(group, item)
 
     def save_group_state(self, state: GroupState) -> None:
         """Replace the group's state (one PutItem)."""
@@ -291,9 +340,63 @@ class DynamoStore(Closing):
             }
         )
 
+    def load_groups(
+        self, members: Mapping[str, Sequence[str]], since: float
+    ) -> dict[str, GroupMemory]:
+        """Counters, state and recent move start times of many groups by key (BatchGetItem,
+        100 keys a call). A group whose `recent` cannot answer for `since` is Queried, and
+        its `recent` rebuilt (even on a dry run: an index, not a memory of the pass)."""
+        table = self._live("load_groups")
+        keys: list[tuple[str, str]] = []
+        for group, ids in members.items():
+            pk = group_pk(group)
+            keys += [(pk, HEALTH_PREFIX + i) for i in ids]
+            keys += [(pk, STATE_SK), (pk, RECENT_SK)]
+        found = table.get_many(keys)
+        memories: dict[str, GroupMemory] = {}
+        rebuilt: list[Write] = []
+        for group, ids in members.items():
+            pk = group_pk(group)
+            health = {
+                i: _health_from_item(item)
+                for i in ids
+                if (item := found.get((pk, HEALTH_PREFIX + i))) is not None
+            }
+            times = recent_times(found.get((pk, RECENT_SK)), since)
+            if times is None:
+                moves = self.moves_since(group, since)
+                times = tuple(m.started_at for m in moves)
+                if (rebuild := recent_rebuild(pk, since, moves)) is not None:
+                    rebuilt.append(rebuild)
+            state = _state_from_item(group, found.get((pk, STATE_SK)))
+            memories[group] = GroupMemory(group, health, state, times)
+        for start in range(0, len(rebuilt), TRANSACTION_MAX_ITEMS):
+            table.transact(rebuilt[start : start + TRANSACTION_MAX_ITEMS])
+        return memories
+
     def close(self) -> None:
         """Stop using the table; idempotent. Later calls raise FailoverError."""
         self._closed = True
+
+
+def _write(table: DynamoTable, writes: Sequence[Write]) -> None:
+    """Unconditional writes: one PutItem alone, else one transaction (at most 100)."""
+    if len(writes) == 1 and isinstance(put := writes[0], Put) and put.condition is None:
+        table.put(put.item)
+    elif writes:
+        table.transact(writes)
+
+
+def _state_from_item(group: str, item: Mapping[str, Any] | None) -> GroupState:
+    if item is None:
+        return GroupState(group=group)
+    return GroupState(
+        group=group,
+        held=bool(item["held"]),
+        held_reason=str(item["held_reason"]),
+        status=str(item["status"]),
+        updated_at=float(item["updated_at"]),
+    )
 
 
 def _open_sk(pk: str, sk: str) -> str:
@@ -310,10 +413,6 @@ def _pointer_pk(move_id: str) -> str:
 
 def _started(move: MoveRecord) -> tuple[float, str]:
     return (move.started_at, move.move_id)
-
-
-def _chunks(items: Sequence[dict[str, Any]], size: int) -> Iterable[Sequence[dict[str, Any]]]:
-    return (items[i : i + size] for i in range(0, len(items), size))
 
 
 def _gather(items: Iterable[Mapping[str, Any]], limit: int | None = None) -> list[MoveRecord]:

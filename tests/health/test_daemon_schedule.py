@@ -19,14 +19,13 @@ from failover.fence import Fence
 from failover.lease import Beat
 from failover.lease_tables import FakeLease, MemoryLeaseTable
 from failover.monitor import GroupOutcome, Monitor
-from failover.ports import MoveRecord
 
 
 class NoOpenMoves:
     """The journal, as far as the daemon asks it: nothing half-done."""
 
-    def open_moves(self, group: str | None = None) -> list[MoveRecord]:
-        return []
+    def open_move_groups(self) -> set[str]:
+        return set()
 
 
 class RecordingMonitor:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from dataclasses import replace
 from typing import Any
 
@@ -19,6 +20,7 @@ from failover.errors import (
 )
 from failover.ports import GroupState, MemberHealth, MoveRecord, StepRecord
 from failover.store import DynamoStore, open_store
+from failover.store.dynamodb_recent import RECENT_KEEP_S
 
 from .moto_dynamodb import fresh_table
 
@@ -89,6 +91,7 @@ def test_items_live_at_the_documented_keys(client: Any) -> None:
         ("group#db", move + "#step#00000001"),
         ("group#db", "health#i-0aa"),
         ("group#db", "state"),
+        ("group#db", "recent"),
         ("moveid#m1", "moveid"),
         ("open", "group#db|" + move),
     }
@@ -196,3 +199,61 @@ def test_a_transaction_that_conflicted_is_retried_and_a_failed_condition_is_not(
     table = DynamoTable(failed, "failover", sleep=slept.append)  # type: ignore[arg-type]
     assert table.transact([Put({"pk": "a", "sk": "b"})]) is False
     assert failed.calls == 1
+
+
+def _calls(client: Any) -> Counter[str]:
+    """A live count of `client`'s DynamoDB requests by operation."""
+    calls: Counter[str] = Counter()
+    client.meta.events.register(
+        "before-call.dynamodb", lambda model, **_: calls.update([model.name])
+    )
+    return calls
+
+
+def test_moves_journaled_before_the_recent_index_are_read_then_indexed(client: Any) -> None:
+    """Rule: a table from before `recent` (or a group never read) is answered by a Query of
+    the group's moves, once; from then on the pass reads only keys."""
+    name = fresh_table(client)
+    store = DynamoStore(DynamoTable(client, name))
+    store.begin_move(replace(MOVE, started_at=1000.0))
+    store.begin_move(replace(MOVE, move_id="m2", started_at=1100.0))
+    client.delete_item(TableName=name, Key={"pk": {"S": "group#db"}, "sk": {"S": "recent"}})
+
+    calls = _calls(client)
+    assert store.load_groups({"db": [], "web": []}, 1050.0)["db"].move_times == (1100.0,)
+    assert calls["Query"] == 2  # each group once, the never-moved one too
+
+    calls.clear()
+    store.begin_move(replace(MOVE, move_id="m3", started_at=1200.0))
+    memory = store.load_groups({"db": [], "web": []}, 1060.0)
+    assert (memory["db"].move_times, memory["web"].move_times) == ((1100.0, 1200.0), ())
+    assert calls["Query"] == 0
+    # Asked about an earlier time than it is complete from: read again, never guessed.
+    assert store.load_groups({"db": []}, 0.0)["db"].move_times == (1000.0, 1100.0, 1200.0)
+    assert calls["Query"] == 1
+
+
+def test_begin_move_drops_start_times_older_than_a_day_and_stays_exact(client: Any) -> None:
+    name = fresh_table(client)
+    store = DynamoStore(DynamoTable(client, name))
+    day = RECENT_KEEP_S
+    store.begin_move(replace(MOVE, started_at=1000.0))
+    assert store.load_groups({"db": []}, 0.0)["db"].move_times == (1000.0,)
+    store.begin_move(replace(MOVE, move_id="m2", started_at=1000.0 + day / 2))
+    store.begin_move(replace(MOVE, move_id="m3", started_at=1001.0 + day))
+
+    recent = client.get_item(TableName=name, Key={"pk": {"S": "group#db"}, "sk": {"S": "recent"}})
+    attributes = recent["Item"]
+    assert sorted(a for a in attributes if a.startswith("start#")) == ["start#m2", "start#m3"]
+    assert float(attributes["complete_from"]["N"]) == 1001.0
+    calls = _calls(client)
+    assert store.load_groups({"db": []}, 1001.0)["db"].move_times == (
+        1000.0 + day / 2,
+        1001.0 + day,
+    )
+    assert calls["Query"] == 0
+    assert store.load_groups({"db": []}, 0.0)["db"].move_times == (
+        1000.0,
+        1000.0 + day / 2,
+        1001.0 + day,
+    )

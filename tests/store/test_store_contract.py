@@ -19,7 +19,14 @@ import pytest
 import failover
 from failover.config import StateSettings
 from failover.errors import ConfigError, FailoverError
-from failover.ports import GroupState, MemberHealth, MoveRecord, StepRecord, Store
+from failover.ports import (
+    GroupMemory,
+    GroupState,
+    MemberHealth,
+    MoveRecord,
+    StepRecord,
+    Store,
+)
 from failover.store import open_store
 
 StoreFactory = Callable[[], Store]
@@ -202,6 +209,94 @@ def test_group_state_round_trips_and_defaults(store: Store, store_factory: Store
     store.save_group_state(released)
     assert store_factory().load_group_state("db") == released
     assert store.load_group_state("web") == GroupState(group="web")
+
+
+def test_load_groups_answers_what_the_per_group_reads_answer(
+    store: Store, store_factory: StoreFactory
+) -> None:
+    """Rule: a pass's batched read says, group by group, what load_health (of the members
+    asked about), load_group_state and moves_since (start times) say."""
+    aa = MemberHealth("i-0aa", healthy=True, successes=5, changed_at=1.0)
+    bb = MemberHealth("i-0bb", failures=3, reason="tcp refused", changed_at=2.0)
+    cc = MemberHealth("i-0cc", healthy=True, successes=9)
+    store.save_health_many({"db": [aa, bb], "web": [cc]})
+    store.save_health("db", [MemberHealth("i-0gone", failures=7)])  # no longer a member
+    held = GroupState("web", held=True, held_reason="flap", status="held", updated_at=5.0)
+    store.save_group_state(held)
+    store.begin_move(make_move("old", started_at=100.0))
+    store.begin_move(make_move("edge", started_at=200.0))
+    store.begin_move(make_move("new", started_at=300.0))
+    store.finish_move("new", "refused", 301.0)
+    store.begin_move(make_move("web", group="web", started_at=250.0))
+    asked = {"db": ["i-0aa", "i-0bb", "i-0new"], "web": ["i-0cc"], "fresh": ["i-0dd"]}
+
+    other = store_factory()
+    memory = other.load_groups(asked, 200.0)
+
+    assert memory == {
+        "db": GroupMemory("db", {"i-0aa": aa, "i-0bb": bb}, GroupState("db"), (200.0, 300.0)),
+        "web": GroupMemory("web", {"i-0cc": cc}, held, (250.0,)),
+        "fresh": GroupMemory("fresh", {}, GroupState("fresh"), ()),
+    }
+    for group, ids in asked.items():
+        health = {i: h for i, h in other.load_health(group).items() if i in ids}
+        times = tuple(m.started_at for m in other.moves_since(group, 200.0))
+        assert memory[group] == GroupMemory(group, health, other.load_group_state(group), times)
+    assert other.load_groups({}, 0.0) == {}
+
+
+def test_load_groups_sees_every_move_begun_since_it_last_read(
+    store: Store, store_factory: StoreFactory
+) -> None:
+    """Rule: the flap limit and the cooldown never miss a move, however the moves came
+    (this store, another one, before or after the last read)."""
+    store.begin_move(make_move("before", started_at=1000.0))
+    assert store.load_groups({"db": []}, 900.0)["db"].move_times == (1000.0,)
+
+    store.begin_move(make_move("mine", started_at=1500.0))
+    store_factory().begin_move(make_move("theirs", started_at=1200.0))
+    store_factory().begin_move(make_move("other group", group="web", started_at=1300.0))
+
+    again = store_factory()
+    assert again.load_groups({"db": []}, 900.0)["db"].move_times == (1000.0, 1200.0, 1500.0)
+    assert again.load_groups({"db": []}, 1200.0)["db"].move_times == (1200.0, 1500.0)
+    assert store.load_groups({"db": []}, 100.0)["db"].move_times == (1000.0, 1200.0, 1500.0)
+    assert store.load_groups({"db": [], "web": []}, 1501.0)["db"].move_times == ()
+
+
+def test_batched_reads_and_writes_cover_more_groups_than_one_request_takes(
+    store: Store, store_factory: StoreFactory
+) -> None:
+    """Rule: batching is invisible: 150 groups of 3 members (more than 100 keys or writes a
+    request) round-trip, and a group's members are written together."""
+    health = {
+        f"g{n}": [MemberHealth(f"i-{n}-{k}", successes=n + k) for k in range(3)] for n in range(150)
+    }
+    health["big"] = [MemberHealth(f"i-big-{k}", failures=k) for k in range(130)]
+    store.save_health_many(health)
+
+    other = store_factory()
+    memory = other.load_groups({g: [m.instance_id for m in ms] for g, ms in health.items()}, 0.0)
+    assert {g: dict(m.health) for g, m in memory.items()} == {
+        g: {m.instance_id: m for m in ms} for g, ms in health.items()
+    }
+    assert other.load_health("g149") == {m.instance_id: m for m in health["g149"]}
+
+
+def test_open_move_groups_names_the_groups_open_moves_names(store: Store) -> None:
+    assert store.open_move_groups() == set()
+    store.begin_move(make_move("a", started_at=10.0))
+    store.begin_move(make_move("b", started_at=20.0))
+    store.begin_move(make_move("w", group="web|odd#name", started_at=30.0))
+    store.begin_move(make_move("done", group="done", started_at=40.0, outcome="succeeded"))
+
+    assert (
+        store.open_move_groups() == {m.group for m in store.open_moves()} == {"db", "web|odd#name"}
+    )
+    store.finish_move("a", "succeeded", 11.0)
+    assert store.open_move_groups() == {"db", "web|odd#name"}
+    store.finish_move("b", "failed", 21.0)
+    assert store.open_move_groups() == {"web|odd#name"}
 
 
 def test_calls_from_many_threads_lose_nothing(store: Store) -> None:
