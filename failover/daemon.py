@@ -279,11 +279,13 @@ class Daemon:
 
 
 def lease_round_s(settings: Settings, renew_every_s: float) -> float:
-    """How often the lease round runs: every renew interval, or half the shortest health
-    interval if that is sooner, so a dead daemon's groups are taken over within a TTL and
-    one interval of its last heartbeat (a round to first see it, a TTL, a round to act)."""
-    shortest = min((g.policy.interval_s for g in settings.groups), default=renew_every_s * 2)
-    return min(renew_every_s, shortest / 2)
+    """How often the lease round runs: half the shortest health interval, and at least twice
+    per renew interval (TTL / 6). A dead daemon's groups are taken over a TTL and at most two
+    rounds after its last heartbeat (a round to first see it, a TTL, a round to act): within
+    TTL + one interval, and never later than 1.33 x TTL. A round in the steady state is one
+    Query of the heartbeats, so rounds this often cost little."""
+    shortest = min((g.policy.interval_s for g in settings.groups), default=renew_every_s)
+    return min(renew_every_s / 2, shortest / 2)
 
 
 def _some(names: list[str], limit: int = 10) -> str:
