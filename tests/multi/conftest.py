@@ -21,6 +21,7 @@ import pytest
 from failover.aws.dynamodb import DynamoTable
 from failover.ports import MoveRecord
 from failover.sandbox.strict import Call
+from failover.sandbox.world import World
 from failover.store.dynamodb import DynamoStore
 
 from ..cli.conftest import Sandbox, moto_server, sandbox  # noqa: F401  (fixtures, re-exported)
@@ -121,6 +122,17 @@ def start_daemon(config: Path, log_path: Path) -> subprocess.Popen[bytes]:
             stderr=subprocess.STDOUT,
             env=cli_env(),
         )
+
+
+def owners(sb: Sandbox, world: World, mode: str) -> set[str]:
+    """Which members own the resource now, as AWS says."""
+    if mode == "eni":
+        owner = sb.eni_owner(world.eni_id or "")
+        return {owner} if owner else set()
+    if mode == "secondary-ip":
+        return sb.ip_holders(world)
+    owner = sb.eip_owner(world.allocation_id or "")
+    return {owner} if owner else set()
 
 
 CallHook = Callable[[Call], None]

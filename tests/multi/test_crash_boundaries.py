@@ -19,7 +19,6 @@ from collections.abc import Callable
 import pytest
 
 from failover.sandbox.strict import Call
-from failover.sandbox.world import World
 
 from ..conftest import cli_env, failover_cmd, run_cli
 from .conftest import (
@@ -31,6 +30,7 @@ from .conftest import (
     moves,
     multi_config,
     new_table,
+    owners,
 )
 
 SandboxFactory = Callable[..., Sandbox]
@@ -44,17 +44,6 @@ BOUNDARIES = [
     ("secondary-ip", "AssignPrivateIpAddresses"),
     ("eip", "AssociateAddress"),
 ]
-
-
-def owners(sb: Sandbox, world: World, mode: str) -> set[str]:
-    """Which members own the resource now, as AWS says."""
-    if mode == "eni":
-        owner = sb.eni_owner(world.eni_id or "")
-        return {owner} if owner else set()
-    if mode == "secondary-ip":
-        return sb.ip_holders(world)
-    owner = sb.eip_owner(world.allocation_id or "")
-    return {owner} if owner else set()
 
 
 def kill_after(sb: Sandbox, args: list[str], action: str) -> int:

@@ -60,7 +60,16 @@ from failover.store.dynamodb import DynamoStore
 from ..conftest import REGION, cli_env, failover_cmd
 from ..health.conftest import Loopback, wait_until
 from ..health.conftest import loopback as loopback
-from .conftest import TTL_S, Sandbox, history, lease_items, moves, multi_config, new_table
+from .conftest import (
+    TTL_S,
+    Sandbox,
+    history,
+    lease_items,
+    moves,
+    multi_config,
+    new_table,
+    owners,
+)
 from .test_chaos import Daemon
 
 SandboxFactory = Callable[..., Sandbox]
@@ -306,17 +315,6 @@ class KillSwitch:
                 and call.error is None
             ):
                 self._kill(case, label)
-
-
-def owners(sb: Sandbox, world: World, mode: str) -> set[str]:
-    """Which members own the resource now, as AWS says (as in test_crash_boundaries.py)."""
-    if mode == "eni":
-        owner = sb.eni_owner(world.eni_id or "")
-        return {owner} if owner else set()
-    if mode == "secondary-ip":
-        return sb.ip_holders(world)
-    owner = sb.eip_owner(world.allocation_id or "")
-    return {owner} if owner else set()
 
 
 def healthy(sb: Sandbox, table: str) -> set[str]:
