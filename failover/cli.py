@@ -36,7 +36,8 @@ from failover.errors import (
     RefusedError,
 )
 from failover.fence import Fence, holding
-from failover.lease_tables import DynamoLease
+from failover.lease import TableLease
+from failover.lease_tables import DynamoLeaseTable
 from failover.model import Mode, Step
 from failover.monitor import Monitor
 from failover.planner import validation_problems
@@ -123,7 +124,9 @@ def make_fence(settings: Settings, clock: SystemClock, *, daemon: bool = False) 
     from failover.aws.dynamodb import DynamoTable
 
     table = DynamoTable(make_client(settings.aws, "dynamodb"), settings.state.table)
-    lease = DynamoLease(table, clock, ttl_s=settings.state.lease_ttl_s, spreads=daemon)
+    lease = TableLease(
+        DynamoLeaseTable(table), clock, ttl_s=settings.state.lease_ttl_s, spreads=daemon
+    )
     return Fence(lease, {g.name: g.resource for g in settings.groups})
 
 

@@ -103,8 +103,9 @@ class Daemon:
         if self._fence is not None:
             from failover.fence import Keeper
 
-            # Heartbeats on a thread of their own: a lease round or pass slowed down by a busy
-            # table must not starve the session (it would void every lease held).
+            # Heartbeats on a thread of their own, the first one now: a lease round or pass
+            # slowed down by a busy table must not starve the session (it would void every
+            # lease held).
             keeper = Keeper(self._fence).start()
         try:
             signal.signal(signal.SIGTERM, self._on_stop)

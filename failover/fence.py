@@ -75,7 +75,8 @@ class Fence:
 
 
 class Keeper:
-    """Heartbeats every `renew_every_s` in a thread, keeping a one-shot command's leases."""
+    """The one heartbeat of a process holding leases (daemon or one-shot command): at start,
+    then every `renew_every_s` in a thread of its own; `close` gives every lease back."""
 
     def __init__(self, fence: Fence) -> None:
         """Keep `fence`'s leases alive until `close`."""
@@ -84,7 +85,9 @@ class Keeper:
         self._thread = threading.Thread(target=self._run, name="lease-keeper", daemon=True)
 
     def start(self) -> Keeper:
-        """Start heartbeating."""
+        """Heartbeat now (a failure is retried on schedule), then every renew interval."""
+        with contextlib.suppress(CloudError):
+            self._fence.lease.heartbeat()
         self._thread.start()
         return self
 

@@ -156,7 +156,6 @@ def new_holder_id() -> str:
 class _Held:
     token: int
     rvn: str  # the version we wrote: our later writes are conditional on it
-    session: int
 
 
 @dataclass
@@ -201,7 +200,7 @@ class TableLease:
         self._spreads = spreads
         self._lock = threading.Lock()
         self._held: dict[str, _Held] = {}
-        self._session = 0
+        self._session = 0  # counts lapses: an acquire that straddles one keeps nothing
         self._session_since: float | None = None  # start of the last heartbeat of the session
         self._seen: dict[str, _Seen] = {}
 
@@ -262,20 +261,15 @@ class TableLease:
         return since is not None and self._clock.monotonic() - since < self._ttl_s - self._margin_s
 
     def check(self, group: str, token: int) -> bool:
-        """True while we hold `token` in the current session and the session is alive."""
+        """True while we hold `token` and the session is alive (a lapse emptied what we held)."""
         with self._lock:
             held = self._held.get(group)
-            return (
-                held is not None
-                and held.token == token
-                and held.session == self._session
-                and self._alive()
-            )
+            return held is not None and held.token == token and self._alive()
 
     def held(self) -> dict[str, int]:
         """The groups this process took in its current session, with tokens (check each!)."""
         with self._lock:
-            return {g: h.token for g, h in self._held.items() if h.session == self._session}
+            return {g: h.token for g, h in self._held.items()}
 
     # -- the others ---------------------------------------------------------------------
 
@@ -366,7 +360,7 @@ class TableLease:
             if self._session != session:
                 return {}, records  # the session lapsed meanwhile: these are void already
             for record in written:
-                self._held[record.group] = _Held(record.token, record.rvn, session)
+                self._held[record.group] = _Held(record.token, record.rvn)
         return {r.group: r.token for r in written}, records
 
     def _write(self, claims: Sequence[Claim]) -> list[LeaseRecord]:

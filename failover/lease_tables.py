@@ -161,22 +161,3 @@ def _put(claim: Claim) -> Put:
     if rvn is None:
         return Put(item, condition="attribute_not_exists(pk)")
     return Put(item, condition="rvn = :rvn", values={":rvn": rvn})
-
-
-class DynamoLease(TableLease):
-    """The lease algorithm over the DynamoDB table."""
-
-    def __init__(
-        self,
-        table: DynamoTable,
-        clock: Clock,
-        holder_id: str | None = None,
-        ttl_s: float = DEFAULT_TTL_S,
-        margin_s: float | None = None,
-        *,
-        spreads: bool = True,
-    ) -> None:
-        """Lease groups in `table` (the state table) as `holder_id`."""
-        super().__init__(
-            DynamoLeaseTable(table), clock, holder_id, ttl_s, margin_s, spreads=spreads
-        )

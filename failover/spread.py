@@ -45,7 +45,8 @@ class Spreader:
     """One orchestrator's rounds of heartbeat, assign, give back and take.
 
     Call `rebalance(groups)` often (the daemon: every half interval, so a dead orchestrator
-    is noticed soon): it heartbeats if due (which keeps every lease held alive), computes
+    is noticed soon), while a Keeper heartbeats for the lease (failover/fence.py; a slow
+    round must not starve the session, so rounds never heartbeat). A round computes
     `assign` over the live orchestrators, gives back what is no longer assigned to it (a
     holder joined: the new owner takes it at its next round), and takes what is assigned
     to it and free: vacant, released, or held by an orchestrator whose heartbeat it has
@@ -66,10 +67,6 @@ class Spreader:
     def rebalance(self, groups: Sequence[str]) -> dict[str, int]:
         """One round; returns the groups now held, with their tokens."""
         lease, me = self._lease, self._lease.holder_id
-        # Usually the daemon's keeper thread has beaten already (a slow round must not starve
-        # the session). A failed heartbeat: the others see it stall, `check` counts us down.
-        with contextlib.suppress(CloudError):
-            lease.heartbeat_if_due()
         valid = {g: t for g, t in self._held.items() if lease.check(g, t)}
         try:
             owner = assign(groups, lease.holders())

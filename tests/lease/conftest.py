@@ -18,7 +18,7 @@ from botocore.exceptions import EndpointConnectionError
 from failover.aws.dynamodb import DynamoTable
 from failover.errors import TransientCloudError
 from failover.lease import Beat, Claim, LeaseRecord, TableLease
-from failover.lease_tables import DynamoLease, FakeLease, MemoryLeaseTable
+from failover.lease_tables import DynamoLeaseTable, FakeLease, MemoryLeaseTable
 
 from ..store.moto_dynamodb import fresh_table, in_process_dynamodb
 
@@ -162,7 +162,9 @@ def rig(request: pytest.FixtureRequest) -> Rig:
 
         def make_dynamo(holder: str, switch: Switch, **options: Any) -> TableLease:
             cuttable = CuttableClient(client, switch)
-            return DynamoLease(DynamoTable(cuttable, name), clock, holder, **options)
+            return TableLease(
+                DynamoLeaseTable(DynamoTable(cuttable, name)), clock, holder, **options
+            )
 
         # moto answers a few hundred calls a second: spread fewer groups than the fake.
         return Rig(clock, 30, make_dynamo)

@@ -1,4 +1,4 @@
-"""The Lease contract, run over every backend (FakeLease, DynamoLease on moto) on a fake clock.
+"""The Lease contract, run over every backend (FakeLease, TableLease over DynamoDB on moto) on a fake clock.
 
 One winner per race, tokens that only grow, a heartbeat that keeps every lease held, a
 take-over only after a whole TTL without heartbeat, a cut-off holder that stops acting
@@ -312,12 +312,14 @@ def test_fair_share_splits_groups_evenly_and_takes_a_dead_holders_share_within_a
     rig: Rig,
 ) -> None:
     groups = [f"group-{n:05d}" for n in range(rig.groups)]
-    spreaders = {name: Spreader(rig.lease(name)) for name in ("a", "b", "c")}
+    leases = {name: rig.lease(name) for name in ("a", "b", "c")}
+    spreaders = {name: Spreader(lease) for name, lease in leases.items()}
     round_s = TTL_S / 6
 
     def rounds(names: Sequence[str], count: int) -> None:
         for _ in range(count):
             for name in names:
+                leases[name].heartbeat_if_due()  # the daemon's Keeper
                 spreaders[name].rebalance(groups)
             rig.clock.advance(round_s)
 
