@@ -45,6 +45,19 @@ class RecordingMonitor:
         return []
 
 
+def serve_for(daemon: Daemon, seconds: float) -> None:
+    """Run the daemon until it is stopped `seconds` from now; its signal handlers undone."""
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    stopper = threading.Timer(seconds, daemon.stop)
+    stopper.start()
+    try:
+        assert daemon.serve() == 0
+    finally:
+        stopper.cancel()
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+
+
 def _group(name: str, eni: str, interval: str) -> dict[str, Any]:
     return {
         "name": name,
@@ -74,15 +87,7 @@ def test_every_job_refreshes_its_groups_status_on_the_status_interval(tmp_path: 
     )
     monitor = RecordingMonitor()
     daemon = Daemon(settings, tmp_path / "config.yaml", cast(Monitor, monitor))
-    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
-    stopper = threading.Timer(2.4, daemon.stop)
-    stopper.start()
-    try:
-        assert daemon.serve() == 0
-    finally:
-        stopper.cancel()
-        for sig, handler in saved.items():
-            signal.signal(sig, handler)
+    serve_for(daemon, 2.4)
 
     slow = [(due, at) for names, due, at in monitor.passes if names == ("slow",)]
     fast = [(due, at) for names, due, at in monitor.passes if names == ("fast",)]
@@ -142,15 +147,7 @@ def test_lease_rounds_run_every_half_interval_and_report_what_is_held(tmp_path: 
         on_leases=lambda held: reports.append(set(held)),
         fence=Fence(me),
     )
-    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
-    stopper = threading.Timer(1.5, daemon.stop)
-    stopper.start()
-    try:
-        assert daemon.serve() == 0
-    finally:
-        stopper.cancel()
-        for sig, handler in saved.items():
-            signal.signal(sig, handler)
+    serve_for(daemon, 1.5)
 
     assert reports[0] == {"mine"}  # "theirs" is held by a live one-shot command
     assert {names for names, _, _ in monitor.passes} == {("mine",)}
