@@ -364,15 +364,15 @@ class Rig:
 
 
 def wire(doc: dict[str, Any], recorder: Recorder | None = None, max_parallel_moves: int = 8) -> Rig:
-    """Build what `failover run` builds (cli.wired + Monitor), with recording hooks injected."""
+    """Build what `failover run` builds (wiring.wired + Monitor), with recording hooks injected."""
     from failover.aws.clients import make_client
     from failover.aws.ec2 import Ec2Cloud
     from failover.aws.pacing import Pacer
     from failover.config import parse
-    from failover.engine import Engine
-    from failover.monitor import Monitor
     from failover.probes import run_probes
-    from failover.store import open_store
+    from failover.service.engine import Engine
+    from failover.service.monitor import Monitor
+    from failover.wiring import open_store
 
     rec = recorder or Recorder()
     settings = parse(doc, "bench")
@@ -380,7 +380,7 @@ def wire(doc: dict[str, Any], recorder: Recorder | None = None, max_parallel_mov
     ec2 = timer.attach(make_client(settings.aws, "ec2"))
     sts = timer.attach(make_client(settings.aws, "sts"))
     clock = RecordingClock(rec)
-    # Paced like `failover run` (cli.make_cloud): the AZ-failure figures depend on it.
+    # Paced like `failover run` (wiring.make_cloud): the AZ-failure figures depend on it.
     cloud = Ec2Cloud(ec2, sts, clock.now, Pacer(clock.monotonic, clock.sleep))
     store = open_store(settings.state)
 

@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from failover import config as config_module
-from failover.cli import wired
 from failover.config import Settings
-from failover.monitor import Monitor
+from failover.service.monitor import Monitor
+from failover.wiring import wired
 
 log = logging.getLogger(__name__)
 

@@ -28,13 +28,13 @@ from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from failover import config as config_module
-from failover.errors import ConfigError, FailoverError
-from failover.statelock import claim, state_lock
+from failover.coord.statelock import claim, state_lock
+from failover.core.errors import ConfigError, FailoverError
 
 if TYPE_CHECKING:
     from failover.config import Group, Settings
-    from failover.fence import Fence
-    from failover.monitor import Monitor
+    from failover.coord.fence import Fence
+    from failover.service.monitor import Monitor
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ class Daemon:
         self._fence = fence
         self._spreader = None
         if fence is not None:
-            from failover.spread import Spreader
+            from failover.coord.spread import Spreader
 
             self._spreader = Spreader(fence.lease)
         self._on_pass = on_pass
@@ -101,7 +101,7 @@ class Daemon:
         self.claim()
         keeper = None
         if self._fence is not None:
-            from failover.fence import Keeper
+            from failover.coord.fence import Keeper
 
             # Heartbeats on a thread of their own, the first one now: a lease round or pass
             # slowed down by a busy table must not starve the session (it would void every

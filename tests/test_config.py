@@ -24,8 +24,8 @@ from failover.config import (
     load,
     parse,
 )
-from failover.errors import ConfigError
-from failover.model import Mode
+from failover.core.errors import ConfigError
+from failover.core.model import Mode
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config.yaml"
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from failover.durations import format_duration, parse_duration
+from failover.core.durations import format_duration, parse_duration
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, NoRegionError, ProfileNotFound
 
-from failover.errors import ConfigError
+from failover.core.errors import ConfigError
 
 if TYPE_CHECKING:
     from failover.config import AwsSettings

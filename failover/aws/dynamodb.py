@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, cast
 from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 
 from failover.aws.errors import error_code, translate
-from failover.errors import (
+from failover.core.errors import (
     CloudError,
     ConfigError,
     TransientCloudError,

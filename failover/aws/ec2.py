@@ -15,7 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from failover.aws.errors import PERMISSION_CODES, error_code, translate
 from failover.aws.pacing import Pacer
-from failover.model import Address, Attachment, Eni, GroupView, Instance, Interface, Mode
+from failover.core.model import Address, Attachment, Eni, GroupView, Instance, Interface, Mode
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client

@@ -16,7 +16,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from failover.errors import (
+from failover.core.errors import (
     CloudError,
     PermanentCloudError,
     PermissionDeniedError,

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import BotoCoreError, ClientError
 
 from failover.aws.errors import error_code, translate
-from failover.hooks import Invocation
+from failover.ops.hooks import Invocation
 
 if TYPE_CHECKING:
     from mypy_boto3_ssm import SSMClient

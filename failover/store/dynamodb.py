@@ -83,8 +83,8 @@ from failover.aws.dynamodb import (
     Update,
     Write,
 )
-from failover.errors import FailoverError
-from failover.ports import GroupMemory, GroupState, MemberHealth, MoveRecord, StepRecord
+from failover.core.errors import FailoverError
+from failover.core.ports import GroupMemory, GroupState, MemberHealth, MoveRecord, StepRecord
 from failover.store.closing import Closing
 from failover.store.dynamodb_recent import (
     RECENT_SK,

@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from failover.aws.dynamodb import DynamoTable, Update
-from failover.ports import MoveRecord
+from failover.core.ports import MoveRecord
 
 RECENT_SK = "recent"
 START_PREFIX = "start#"

@@ -37,8 +37,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from failover.errors import ConfigError, FailoverError
-from failover.ports import GroupMemory, GroupState, MemberHealth, MoveRecord, StepRecord
+from failover.core.errors import ConfigError, FailoverError
+from failover.core.ports import GroupMemory, GroupState, MemberHealth, MoveRecord, StepRecord
 from failover.store.closing import Closing
 
 SCHEMA_VERSION = 1

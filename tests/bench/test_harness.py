@@ -15,7 +15,9 @@ from bench import api_cost, failover_time
 from bench.harness import AwsTimer, Recorder, inprocess, percentile
 
 DETACH_S, ATTACH_S = 0.6, 0.3
-MAX_POLL_S = 0.5  # failover.converge.MAX_POLL_S: the most a wait can lag the state it waits for
+MAX_POLL_S = (
+    0.5  # failover.service.converge.MAX_POLL_S: the most a wait can lag the state it waits for
+)
 
 
 @pytest.fixture(autouse=True)

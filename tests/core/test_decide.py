@@ -7,9 +7,9 @@ from collections.abc import Sequence
 import pytest
 
 from failover.config import Group, Member, Policy
-from failover.decide import Decision, Facts, decide, is_down, network_suspect, update_health
-from failover.model import Attachment, Eni, GroupView, Instance, Interface, Mode
-from failover.ports import MemberHealth
+from failover.core.decide import Decision, Facts, decide, is_down, network_suspect, update_health
+from failover.core.model import Attachment, Eni, GroupView, Instance, Interface, Mode
+from failover.core.ports import MemberHealth
 
 A, B, C = "i-0aaaaaaaaaaaaaaaa", "i-0bbbbbbbbbbbbbbbb", "i-0cccccccccccccccc"
 ENI = "eni-0f0f0f0f0f0f0f0f0"

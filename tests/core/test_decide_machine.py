@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from failover.config import Group, Member, Policy
-from failover.decide import Decision, Facts, decide, is_down, network_suspect, update_health
-from failover.model import Attachment, Eni, GroupView, Instance, Interface, Mode
-from failover.ports import MemberHealth
+from failover.core.decide import Decision, Facts, decide, is_down, network_suspect, update_health
+from failover.core.model import Attachment, Eni, GroupView, Instance, Interface, Mode
+from failover.core.ports import MemberHealth
 
 A, B, C, D = (
     "i-0aaaaaaaaaaaaaaaa",

@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 
 from failover.aws.dynamodb import translate_dynamodb
 from failover.aws.errors import translate
-from failover.errors import PermissionDeniedError
+from failover.core.errors import PermissionDeniedError
 
 
 def denied(code: str = "AccessDeniedException") -> ClientError:

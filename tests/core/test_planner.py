@@ -5,8 +5,23 @@ from __future__ import annotations
 import pytest
 
 from failover.config import Group, Member, Policy
-from failover.model import Address, Attachment, Eni, GroupView, Instance, Interface, Mode, StepKind
-from failover.planner import candidates, plan_move, rule_violation, step_done, validation_problems
+from failover.core.model import (
+    Address,
+    Attachment,
+    Eni,
+    GroupView,
+    Instance,
+    Interface,
+    Mode,
+    StepKind,
+)
+from failover.core.planner import (
+    candidates,
+    plan_move,
+    rule_violation,
+    step_done,
+    validation_problems,
+)
 
 A, B, C = "i-0aaaaaaaaaaaaaaaa", "i-0bbbbbbbbbbbbbbbb", "i-0cccccccccccccccc"
 ENI = "eni-0f0f0f0f0f0f0f0f0"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from failover import sdnotify
+from failover.ops import sdnotify
 
 from ..conftest import cli_env, failover_cmd
 from .conftest import Sandbox
@@ -84,7 +84,7 @@ def test_an_unreachable_socket_is_logged_not_raised(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Rule: a supervisor that went away must not take the daemon down with it."""
-    with caplog.at_level(logging.WARNING, logger="failover.sdnotify"):
+    with caplog.at_level(logging.WARNING, logger="failover.ops.sdnotify"):
         assert sdnotify.notify("WATCHDOG=1", socket_path=str(tmp_path / "gone")) is False
     assert "sd_notify 'WATCHDOG=1'" in caplog.text
 

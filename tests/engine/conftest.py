@@ -13,11 +13,11 @@ from botocore.config import Config
 from moto import mock_aws
 
 from failover.aws.ec2 import Ec2Cloud
-from failover.clock import SystemClock
 from failover.config import Group, Settings, parse
-from failover.engine import Engine
+from failover.ops.clock import SystemClock
 from failover.sandbox.strict import StrictLayer
 from failover.sandbox.world import World, build_world
+from failover.service.engine import Engine
 from failover.store.sqlite import SqliteStore
 
 REGION = "us-east-1"

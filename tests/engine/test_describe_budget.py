@@ -14,11 +14,11 @@ from collections.abc import Callable
 
 import pytest
 
-from failover.clock import SystemClock
-from failover.engine import FRESH_VIEW_S, Engine
-from failover.model import Step
-from failover.ports import StepRecord
+from failover.core.model import Step
+from failover.core.ports import StepRecord
+from failover.ops.clock import SystemClock
 from failover.sandbox.strict import Call
+from failover.service.engine import FRESH_VIEW_S, Engine
 
 from .conftest import Rig
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
-from failover.errors import RefusedError, StuckDetachError
+from failover.core.errors import RefusedError, StuckDetachError
 from failover.sandbox.world import World
 
 from .conftest import Rig
@@ -217,7 +217,7 @@ def test_next_candidate_takes_the_eni_when_the_chosen_standby_refuses(rig: RigFa
 
 def test_resumed_move_does_not_force_away_from_a_member_that_recovered(rig: RigFactory) -> None:
     """Rule: Force on resume is judged from AWS now, not trusted from the journal."""
-    from failover.ports import MoveRecord
+    from failover.core.ports import MoveRecord
 
     r = rig("eni", detach_timeout="1s")
     r.layer.stick_detach(r.world.eni_id or "")

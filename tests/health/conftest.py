@@ -18,7 +18,6 @@ import itertools
 import random
 import signal
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -33,14 +32,15 @@ from moto import mock_aws
 from failover import cli
 from failover.aws.ec2 import Ec2Cloud
 from failover.config import Group, Settings, parse
-from failover.engine import Engine
-from failover.monitor import GroupOutcome, Monitor
-from failover.ports import MoveRecord
+from failover.core.ports import MoveRecord
 from failover.sandbox.strict import StrictLayer
 from failover.sandbox.world import World, build_world
+from failover.service.engine import Engine
+from failover.service.monitor import GroupOutcome, Monitor
 from failover.store.sqlite import SqliteStore
 
 from ..cli.conftest import Sandbox, moto_server, sandbox  # noqa: F401  (fixtures, re-exported)
+from ..clocks import FakeClock
 from ..conftest import REGION, Service, cli_env, failover_cmd, free_port, write_config
 
 __all__ = ["Sandbox"]
@@ -135,31 +135,6 @@ def read_store(path: Path | str, fn: Callable[[SqliteStore], Any]) -> Any:
 
 
 # ---- the in-process Monitor rig ------------------------------------------------------
-
-
-class FakeClock:
-    """The Clock port on a dial: `sleep` and `advance` move time, nothing waits."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._wall = time.time()
-        self._mono = 1_000.0
-
-    def now(self) -> float:
-        with self._lock:
-            return self._wall
-
-    def monotonic(self) -> float:
-        with self._lock:
-            return self._mono
-
-    def sleep(self, seconds: float) -> None:
-        self.advance(max(0.0, seconds))
-
-    def advance(self, seconds: float) -> None:
-        with self._lock:
-            self._wall += seconds
-            self._mono += seconds
 
 
 @dataclass
@@ -276,7 +251,7 @@ def health_rig(
             settings = parse(document, str(config_path))
             store = SqliteStore(settings.state.path)
             opened.append((layer, store))
-            clock = FakeClock()
+            clock = FakeClock(wall=time.time())
             cloud = Ec2Cloud(ec2, sts, clock.now)
             engine = Engine(cloud, store, clock)
             alerts: list[tuple[str, str, str]] = []

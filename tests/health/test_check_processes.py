@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from failover.ports import MemberHealth
+from failover.core.ports import MemberHealth
 
 from ..conftest import run_cli
 from .conftest import Loopback, Sandbox, read_store

@@ -12,13 +12,13 @@ from typing import Any, cast
 
 import pytest
 
-from failover.clock import SystemClock
 from failover.config import Group, parse
+from failover.coord.fence import Fence
+from failover.coord.lease import Beat
+from failover.coord.lease_memory import FakeLease, MemoryLeaseTable
 from failover.daemon import Daemon, lease_round_s
-from failover.fence import Fence
-from failover.lease import Beat
-from failover.lease_tables import FakeLease, MemoryLeaseTable
-from failover.monitor import GroupOutcome, Monitor
+from failover.ops.clock import SystemClock
+from failover.service.monitor import GroupOutcome, Monitor
 
 
 class NoOpenMoves:
@@ -115,10 +115,12 @@ def test_lease_rounds_run_every_half_interval_and_report_what_is_held(tmp_path: 
         "test",
     )
     table = MemoryLeaseTable()
-    other = FakeLease(table, holder_id="other", spreads=False)  # a `failover move` at work
+    other = FakeLease(
+        table, SystemClock(), holder_id="other", spreads=False
+    )  # a `failover move` at work
     other.heartbeat()
     assert other.acquire("theirs") == 1
-    me = FakeLease(table, holder_id="me", ttl_s=1.5)
+    me = FakeLease(table, SystemClock(), holder_id="me", ttl_s=1.5)
     assert lease_round_s(settings, me.renew_every_s) == pytest.approx(0.2)
 
     beats: list[float] = []  # heartbeats written by "me"

@@ -19,31 +19,16 @@ import pytest
 from failover.aws.dynamodb import DynamoTable
 from failover.aws.ec2 import Ec2Cloud
 from failover.config import Group, Settings, parse
-from failover.engine import Engine
-from failover.model import Attachment, Eni, GroupView, Instance
-from failover.monitor import Monitor
-from failover.ports import MoveRecord, Store
+from failover.core.model import Attachment, Eni, GroupView, Instance
+from failover.core.ports import MoveRecord, Store
+from failover.service.engine import Engine
+from failover.service.monitor import Monitor
 from failover.store import DynamoStore, SqliteStore
 
+from ..clocks import FakeClock
 from ..store.moto_dynamodb import fresh_table, in_process_dynamodb
 
 AZ = "us-east-1a"
-
-
-class FakeClock:
-    """Time that moves only when a test says so."""
-
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.t = now
-
-    def now(self) -> float:
-        return self.t
-
-    def monotonic(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.t += seconds
 
 
 class FakeCloud:
@@ -123,7 +108,7 @@ def test_a_steady_pass_costs_the_store_a_few_requests_per_hundred_groups(tmp_pat
     the open moves, BatchGetItem of every group's keys (100 a call) and the counters written
     100 to a transaction; no request per group (it was 6 per group: ~1,800 here)."""
     settings = settings_of(GROUPS, tmp_path / "unused.db")
-    clock, cloud = FakeClock(), FakeCloud()
+    clock, cloud = FakeClock(wall=1_700_000_000.0, mono=1_700_000_000.0), FakeCloud()
     with dynamodb_store() as (store, calls):
         monitor = monitor_of(store, clock, cloud)
         monitor.run_pass(settings.groups)  # the first pass also indexes each group's moves
@@ -170,7 +155,7 @@ def _run_scenario(store: Store, path: Path) -> list[tuple[str, str, str]]:
     settings = settings_of(
         3, path, fall=2, rise=1, cooldown="10m", max_moves_per_hour=2, failback="manual"
     )
-    clock, cloud = FakeClock(), FakeCloud()
+    clock, cloud = FakeClock(wall=1_700_000_000.0, mono=1_700_000_000.0), FakeCloud()
     _seed_moves(store, clock.now())
     monitor = monitor_of(store, clock, cloud)
     seen: list[tuple[str, str, str]] = []
@@ -216,7 +201,7 @@ def test_a_group_state_is_written_when_it_changes_not_every_pass(tmp_path: Path)
     """Rule: `updated_at` alone is no change: entering degraded is written once, and the
     passes after it (degraded still) and before it (ok) write no state."""
     settings = settings_of(2, tmp_path / "unused.db")
-    clock, cloud = FakeClock(), FakeCloud()
+    clock, cloud = FakeClock(wall=1_700_000_000.0, mono=1_700_000_000.0), FakeCloud()
     with dynamodb_store() as (store, calls):
         monitor = monitor_of(store, clock, cloud)
         monitor.run_pass(settings.groups)

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
-from failover.monitor import GroupOutcome
+from failover.service.monitor import GroupOutcome
 
 from .conftest import HealthRig
 

@@ -13,13 +13,13 @@ from botocore.config import Config
 from moto import mock_aws
 
 from failover.aws.ec2 import Ec2Cloud
-from failover.clock import SystemClock
 from failover.config import parse
-from failover.engine import Engine
-from failover.monitor import Monitor
+from failover.ops.clock import SystemClock
 from failover.probes import ProbeResult, ProbeTarget, run_probes
 from failover.sandbox.strict import StrictLayer
 from failover.sandbox.world import build_worlds
+from failover.service.engine import Engine
+from failover.service.monitor import Monitor
 from failover.store.sqlite import SqliteStore
 
 from ..conftest import REGION

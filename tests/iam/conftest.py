@@ -40,12 +40,12 @@ from moto.core import set_initial_no_auth_action_count
 from werkzeug.exceptions import HTTPException
 
 from failover.aws.ec2 import Ec2Cloud
-from failover.clock import SystemClock
 from failover.config import Group, parse
-from failover.engine import Engine
+from failover.ops.clock import SystemClock
 from failover.sandbox.server import SandboxServer
 from failover.sandbox.strict import StrictLayer
 from failover.sandbox.world import World, build_world
+from failover.service.engine import Engine
 from failover.store.sqlite import SqliteStore
 
 from ..conftest import FAKE_AWS_ENV, REGION, members_of

@@ -20,7 +20,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from failover.cli import main
-from failover.errors import PermissionDeniedError
+from failover.core.errors import PermissionDeniedError
 
 from .conftest import EC2_ACTIONS, USER, IamRig, RigFactory
 

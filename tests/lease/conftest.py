@@ -16,34 +16,15 @@ import pytest
 from botocore.exceptions import EndpointConnectionError
 
 from failover.aws.dynamodb import DynamoTable
-from failover.errors import TransientCloudError
-from failover.lease import Beat, Claim, LeaseRecord, TableLease
-from failover.lease_tables import DynamoLeaseTable, FakeLease, MemoryLeaseTable
+from failover.coord.lease import Beat, Claim, LeaseRecord, TableLease
+from failover.coord.lease_memory import FakeLease, MemoryLeaseTable
+from failover.core.errors import TransientCloudError
+from failover.store.dynamodb_lease import DynamoLeaseTable
 
+from ..clocks import FakeClock
 from ..store.moto_dynamodb import fresh_table, in_process_dynamodb
 
 TTL_S = 15.0
-
-
-class FakeClock:
-    """Wall and monotonic time that move only when told; `sleep` advances both."""
-
-    def __init__(self) -> None:
-        self.wall = 1_800_000_000.0
-        self.mono = 1_000.0
-
-    def now(self) -> float:
-        return self.wall
-
-    def monotonic(self) -> float:
-        return self.mono
-
-    def sleep(self, seconds: float) -> None:
-        self.advance(seconds)
-
-    def advance(self, seconds: float) -> None:
-        self.wall += seconds
-        self.mono += seconds
 
 
 @dataclass

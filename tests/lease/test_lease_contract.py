@@ -13,9 +13,9 @@ from collections.abc import Callable, Sequence
 
 import pytest
 
-from failover.errors import CloudError
-from failover.lease import TableLease
-from failover.spread import Spreader, fair_share
+from failover.coord.lease import TableLease
+from failover.coord.spread import Spreader, fair_share
+from failover.core.errors import CloudError
 
 from .conftest import TTL_S, Rig
 

@@ -19,7 +19,7 @@ import boto3
 import pytest
 
 from failover.aws.dynamodb import DynamoTable
-from failover.ports import MoveRecord
+from failover.core.ports import MoveRecord
 from failover.sandbox.strict import Call
 from failover.sandbox.world import World
 from failover.store.dynamodb import DynamoStore

@@ -18,16 +18,16 @@ from botocore.config import Config
 from moto import mock_aws
 
 from failover.aws.ec2 import Ec2Cloud
-from failover.clock import SystemClock
 from failover.config import parse
-from failover.engine import Engine
-from failover.errors import CloudError, LeaseLostError
-from failover.fence import Fence, Keeper
-from failover.lease_tables import FakeLease, MemoryLeaseTable
-from failover.model import Step
-from failover.ports import StepRecord
+from failover.coord.fence import Fence, Keeper
+from failover.coord.lease_memory import FakeLease, MemoryLeaseTable
+from failover.core.errors import CloudError, LeaseLostError
+from failover.core.model import Step
+from failover.core.ports import StepRecord
+from failover.ops.clock import SystemClock
 from failover.sandbox.strict import StrictLayer
 from failover.sandbox.world import build_world
+from failover.service.engine import Engine
 from failover.store.sqlite import SqliteStore
 
 from ..conftest import REGION

@@ -1,19 +1,15 @@
-"""The config models proposed for failover/config.py, checked here until they are pasted there.
-
-Everything between the PASTE markers is meant to go into config.py as is (it uses
-config.py's own `_Strict`, `_Problems` and `Duration`); the tests below then import
-the models from failover.config instead.
-"""
+"""The operations sections of the config (metrics, notify, after_move): defaults, parsing, and
+agreement with the notifier and the hook runner they configure."""
 
 from __future__ import annotations
 
 import pytest
 from pydantic import ValidationError
 
-from failover.config_base import _Strict
-from failover.config_ops import AfterMove, AlertEvent, MetricsSettings, NotifySettings
-from failover.hooks import HookResult, run_after_move
-from failover.notify import EVENTS
+from failover.config.base import _Strict
+from failover.config.ops import AfterMove, AlertEvent, MetricsSettings, NotifySettings
+from failover.ops.hooks import HookResult, run_after_move
+from failover.ops.notify import EVENTS
 
 
 def test_alert_events_match_the_notifier() -> None:

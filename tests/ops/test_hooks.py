@@ -14,8 +14,10 @@ import boto3
 import pytest
 
 from failover.aws.ssm import SsmCommands
-from failover.errors import PermanentCloudError, TransientCloudError
-from failover.hooks import AfterMoveRunner, HookResult, Invocation, run_after_move, run_ssm
+from failover.core.errors import PermanentCloudError, TransientCloudError
+from failover.ops.hooks import AfterMoveRunner, HookResult, Invocation, run_after_move, run_ssm
+
+from ..clocks import FakeClock
 
 REGION = "us-east-1"
 
@@ -169,19 +171,8 @@ class FakeSsm:
         return answer
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-
 def test_ssm_polls_until_the_command_ends_and_reports_its_failure() -> None:
-    clock = FakeClock()
+    clock = FakeClock(mono=0.0)
     ssm = FakeSsm(
         Invocation("Pending"),
         TransientCloudError("GetCommandInvocation", "ThrottlingException", "slow down"),
@@ -202,11 +193,11 @@ def test_ssm_polls_until_the_command_ends_and_reports_its_failure() -> None:
         "ssm AWS-RunShellScript cmd-1 on i-0bb: Failed (exit 1): RTNETLINK answers: No such device"
     )
     assert ssm.polls == 4
-    assert 0 < clock.now < 30
+    assert 0 < clock.monotonic() < 30
 
 
 def test_ssm_gives_up_at_the_timeout() -> None:
-    clock = FakeClock()
+    clock = FakeClock(mono=0.0)
     ssm = FakeSsm(Invocation("InProgress"))
     result = run_after_move(
         Hook(ssm=Ssm(["sleep 600"]), timeout_s=10),
@@ -217,7 +208,7 @@ def test_ssm_gives_up_at_the_timeout() -> None:
     )
     assert not result.ok
     assert result.detail.endswith("still InProgress after 10s")
-    assert clock.now == pytest.approx(10)
+    assert clock.monotonic() == pytest.approx(10)
 
 
 def test_ssm_errors_are_reported() -> None:

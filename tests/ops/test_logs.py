@@ -8,7 +8,7 @@ import logging
 import threading
 from pathlib import Path
 
-from failover.logs import JsonFormatter, TextFormatter, choose_format, configure, log_context
+from failover.ops.logs import JsonFormatter, TextFormatter, choose_format, configure, log_context
 
 
 class Tty(io.StringIO):
@@ -23,7 +23,7 @@ def lines(stream: io.StringIO) -> list[str]:
 def test_json_is_one_line_with_the_extra_fields(root_logging: logging.Logger) -> None:
     out = io.StringIO()
     configure("json", "info", stream=out)
-    log = logging.getLogger("failover.engine")
+    log = logging.getLogger("failover.service.engine")
     with log_context(move_id="ab12cd34ef56", step="detach"):
         log.warning(
             "group %s: detach hangs\nretrying with Force",
@@ -35,7 +35,7 @@ def test_json_is_one_line_with_the_extra_fields(root_logging: logging.Logger) ->
     [line] = lines(out)
     entry = json.loads(line)
     assert entry["level"] == "warning"
-    assert entry["logger"] == "failover.engine"
+    assert entry["logger"] == "failover.service.engine"
     assert entry["msg"] == "group db: detach hangs\nretrying with Force"
     assert entry["ts"].endswith("Z")
     assert {k: entry[k] for k in ("group", "member", "resource", "move_id", "step", "path")} == {
@@ -71,11 +71,14 @@ def test_an_extra_named_like_a_base_key_does_not_replace_it() -> None:
 
 def test_text_lines_end_with_the_fields() -> None:
     record = logging.LogRecord(
-        "failover.monitor", logging.INFO, __file__, 1, "moved %s", ("db",), None
+        "failover.service.monitor", logging.INFO, __file__, 1, "moved %s", ("db",), None
     )
     record.group, record.reason = "db", "primary failed 3 probes"
     line = TextFormatter().format(record)
-    assert ' INFO failover.monitor: moved db [group=db reason="primary failed 3 probes"]' in line
+    assert (
+        ' INFO failover.service.monitor: moved db [group=db reason="primary failed 3 probes"]'
+        in line
+    )
 
 
 def test_format_follows_the_terminal_unless_told() -> None:

@@ -11,7 +11,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from failover.config import parse
-from failover.metrics import (
+from failover.core.ports import MemberHealth
+from failover.ops.metrics import (
     DEFAULT_LISTEN,
     Heartbeat,
     Metrics,
@@ -19,7 +20,6 @@ from failover.metrics import (
     healthz_max_age,
     parse_listen,
 )
-from failover.ports import MemberHealth
 from failover.probes import ProbeResult
 
 

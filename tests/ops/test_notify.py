@@ -12,8 +12,8 @@ import boto3
 import pytest
 
 from failover.aws.sns import SnsPublisher, sns_subject
-from failover.errors import PermanentCloudError
-from failover.notify import Notice, Notifier, chain, webhook_body
+from failover.core.errors import PermanentCloudError
+from failover.ops.notify import Notice, Notifier, chain, webhook_body
 
 if TYPE_CHECKING:
     from tests.ops.conftest import Receiver

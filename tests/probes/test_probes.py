@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from failover.config import CommandCheck, Ec2Check, Group, HttpCheck, Member, Policy, TcpCheck
-from failover.model import Mode
+from failover.core.model import Mode
 from failover.probes import (
     ProbeResult,
     ProbeTarget,

@@ -17,6 +17,7 @@ from failover.sandbox.server import SandboxServer
 from failover.sandbox.strict import StrictLayer
 from failover.sandbox.world import World, build_world, build_worlds
 
+from ..clocks import FakeClock
 from .conftest import NO_RETRY, client
 
 Make = Callable[..., StrictLayer]
@@ -542,23 +543,13 @@ def test_injected_faults_answer_the_codes_with_aws_statuses(strict: Make, ec2: A
     assert instance_of(ec2, world.primary)["InstanceId"] == world.primary
 
 
-class FakeClock:
-    """A monotonic clock that moves only when told to."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_token_bucket_throttles_attach_after_burst_of_50(strict: Make, ec2: Any) -> None:
     """Throttling: the mutating bucket holds 50 (DryRun calls count); 5 tokens come back a second."""
     clock = FakeClock()
     layer = strict(token_buckets=True, clock=clock)
     world = build_world(ec2, mode="eni")
     spare = spare_eni(ec2, world)
-    clock.now += 60  # building the world spent mutating tokens: let the bucket fill up again
+    clock.advance(60)  # building the world spent mutating tokens: let the bucket fill up again
 
     def dry_attach() -> tuple[str, int]:
         return error_of(
@@ -577,7 +568,7 @@ def test_token_bucket_throttles_attach_after_burst_of_50(strict: Make, ec2: Any)
     assert [c.error for c in layer.calls_to("AttachNetworkInterface")][-10:] == [
         "RequestLimitExceeded"
     ] * 10
-    clock.now += 0.2  # one token back
+    clock.advance(0.2)  # one token back
     assert [dry_attach() for _ in range(2)] == [
         ("DryRunOperation", 412),
         ("RequestLimitExceeded", 503),

@@ -17,9 +17,10 @@ import pytest
 
 from failover.aws.dynamodb import DynamoTable
 from failover.config import StateSettings
-from failover.ports import Store
+from failover.core.ports import Store
 from failover.sandbox.server import SandboxServer
-from failover.store import DynamoStore, open_store
+from failover.store import DynamoStore
+from failover.wiring import open_store
 
 from .moto_dynamodb import fresh_table, in_process_dynamodb, serialized_dynamodb
 

@@ -12,15 +12,16 @@ from botocore.exceptions import ClientError
 
 from failover.aws.dynamodb import DynamoTable, Put, create_table
 from failover.config import StateSettings
-from failover.errors import (
+from failover.core.errors import (
     ConfigError,
     PermanentCloudError,
     PermissionDeniedError,
     TransientCloudError,
 )
-from failover.ports import GroupState, MemberHealth, MoveRecord, StepRecord
-from failover.store import DynamoStore, open_store
+from failover.core.ports import GroupState, MemberHealth, MoveRecord, StepRecord
+from failover.store import DynamoStore
 from failover.store.dynamodb_recent import RECENT_KEEP_S
+from failover.wiring import open_store
 
 from .moto_dynamodb import fresh_table
 

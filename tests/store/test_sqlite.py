@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from failover.errors import ConfigError, FailoverError
-from failover.ports import MoveRecord, StepRecord
+from failover.core.errors import ConfigError, FailoverError
+from failover.core.ports import MoveRecord, StepRecord
 from failover.store.sqlite import SCHEMA_VERSION, SqliteStore
 
 MOVE = MoveRecord(

@@ -1,6 +1,6 @@
 """The Store contract, run over every backend: journal, history, counters, crashes, concurrency.
 
-Tests speak only the `failover.ports.Store` protocol and `open_store(StateSettings)`, so a
+Tests speak only the `failover.core.ports.Store` protocol and `open_store(StateSettings)`, so a
 new backend joins by adding a param to the `state_settings` fixture.
 """
 
@@ -18,8 +18,8 @@ import pytest
 
 import failover
 from failover.config import StateSettings
-from failover.errors import ConfigError, FailoverError
-from failover.ports import (
+from failover.core.errors import ConfigError, FailoverError
+from failover.core.ports import (
     GroupMemory,
     GroupState,
     MemberHealth,
@@ -27,7 +27,7 @@ from failover.ports import (
     StepRecord,
     Store,
 )
-from failover.store import open_store
+from failover.wiring import open_store
 
 StoreFactory = Callable[[], Store]
 
@@ -38,8 +38,8 @@ SOURCE_ROOT = str(Path(failover.__file__).resolve().parent.parent)
 CHILD_PRELUDE = """
 import sys
 from failover.config import StateSettings
-from failover.ports import MoveRecord, StepRecord
-from failover.store import open_store
+from failover.core.ports import MoveRecord, StepRecord
+from failover.wiring import open_store
 
 store = open_store(StateSettings.model_validate_json(sys.argv[1]))
 """

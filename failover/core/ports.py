@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from failover.model import GroupView
+from failover.core.model import GroupView
 
 if TYPE_CHECKING:
     from failover.config import Group
@@ -171,8 +171,13 @@ class Clock(Protocol):
 class Cloud(Protocol):
     """EC2 as the engine sees it: observe a group, and the primitive mutating calls."""
 
-    def observe(self, group: Group) -> GroupView:
+    def observe(self, group: Group, *, with_status: bool = False) -> GroupView:
         """Read fresh from AWS everything the planner needs about `group`."""
+
+    def observe_many(
+        self, groups: Sequence[Group], *, with_status: bool = False
+    ) -> dict[str, GroupView]:
+        """Fresh views of many groups in as few calls as EC2 allows (a health pass)."""
 
     def refresh(self, group: Group, view: GroupView) -> GroupView:
         """`view` with only the floating resource read again (the cheap poll of a wait)."""

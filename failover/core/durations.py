@@ -6,6 +6,7 @@ a parsed value so that parsing it again gives the same number of seconds.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import re
 from decimal import Decimal
@@ -51,3 +52,10 @@ def format_duration(seconds: float) -> str:
 def _short(value: object, limit: int = 40) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def when(epoch: float | None) -> str:
+    """An ISO-8601 UTC timestamp, or '-'."""
+    if epoch is None:
+        return "-"
+    return dt.datetime.fromtimestamp(epoch, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

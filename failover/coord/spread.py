@@ -7,8 +7,8 @@ import hashlib
 import math
 from collections.abc import Iterable, Sequence
 
-from failover.errors import CloudError
-from failover.lease import Lease
+from failover.coord.lease import Lease
+from failover.core.errors import CloudError
 
 
 def fair_share(groups: int, live: int) -> int:

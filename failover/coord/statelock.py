@@ -11,7 +11,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from failover.errors import ConfigError, FailoverError
+from failover.core.errors import ConfigError, FailoverError
 
 
 class AlreadyRunningError(FailoverError):

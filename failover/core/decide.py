@@ -30,10 +30,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from failover.durations import format_duration
-from failover.model import GroupView
-from failover.planner import candidates
-from failover.ports import MemberHealth
+from failover.core.durations import format_duration
+from failover.core.model import GroupView
+from failover.core.planner import candidates
+from failover.core.ports import MemberHealth
 
 if TYPE_CHECKING:
     from failover.config import Group, Policy

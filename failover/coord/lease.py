@@ -58,7 +58,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from failover.ports import Clock
+    from failover.core.ports import Clock
 
 DEFAULT_TTL_S = 15.0
 """A dead orchestrator's groups become takeable this long after its last heartbeat."""

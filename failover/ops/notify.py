@@ -20,12 +20,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol, get_args
 
-from failover.config_ops import AlertEvent
-from failover.errors import FailoverError
+from failover.config.ops import AlertEvent
+from failover.core.errors import FailoverError
 
 log = logging.getLogger(__name__)
 
-Alert = Callable[[str, str, str], None]  # (event, group, message), as failover.monitor.Alert
+Alert = Callable[
+    [str, str, str], None
+]  # (event, group, message), as failover.service.monitor.Alert
 
 DEFAULT_QUEUE_SIZE = 1000
 EVENTS: tuple[str, ...] = get_args(AlertEvent)  # one list of events, in the config

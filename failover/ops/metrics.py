@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import choose_encoder
 
-from failover.config_ops import DEFAULT_LISTEN, parse_listen
+from failover.config.ops import DEFAULT_LISTEN, parse_listen
 
 if TYPE_CHECKING:
     from failover.config import Group
-    from failover.monitor import GroupOutcome
-    from failover.ports import MemberHealth
+    from failover.core.ports import MemberHealth
     from failover.probes import ProbeResult, ProbeTarget
+    from failover.service.monitor import GroupOutcome
 
 log = logging.getLogger(__name__)
 

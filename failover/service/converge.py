@@ -18,8 +18,8 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from failover.errors import TransientCloudError
-from failover.ports import Clock
+from failover.core.errors import TransientCloudError
+from failover.core.ports import Clock
 
 T = TypeVar("T")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from failover.model import (
+from failover.core.model import (
     ATTACHABLE_STATES,
     DEAD_STATES,
     GroupView,

@@ -27,12 +27,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
-from failover.errors import CloudError, TransientCloudError
+from failover.core.errors import CloudError, TransientCloudError
 from failover.probes.command import exit_reason, first_line
 
 log = logging.getLogger(__name__)
 
-Alert = Callable[[str, str, str], None]  # (event, group, message), as failover.monitor.Alert
+Alert = Callable[
+    [str, str, str], None
+]  # (event, group, message), as failover.service.monitor.Alert
 
 _REAP_GRACE_S = 5.0
 _POLL_FIRST_S, _POLL_MAX_S = 0.5, 2.0

@@ -1,31 +1,20 @@
-"""config.yaml -> validated, frozen Settings; every problem is reported at load, nothing repaired.
-
-The file is validated by pydantic models with `extra="forbid"` (unknown keys are
-errors), then resolved: each group's policy is `defaults` overlaid with the group's
-own keys. `load` raises ConfigError whose message is a single line naming every
-problem as `path.to.key: what is wrong`, so the CLI can print it and exit 2 before
-any AWS call.
-"""
+"""The config's shape: pydantic models of config.yaml (unknown keys forbidden) and the resolved Group and Settings."""
 
 from __future__ import annotations
 
 import ipaddress
-import os
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     BeforeValidator,
     Field,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
-from failover.config_base import (
+from failover.config.base import (
     AllocationId,
     Count,
     Duration,
@@ -38,20 +27,11 @@ from failover.config_base import (
     _Problems,
     _Strict,
 )
-from failover.config_ops import AfterMove, MetricsSettings, NotifySettings
-from failover.durations import format_duration
-from failover.errors import ConfigError
-from failover.model import Mode
-
-_ID_HINTS = {
-    "^i-": "an instance id (i- and 8 or 17 hex digits)",
-    "^eni-": "an ENI id (eni- and 8 or 17 hex digits)",
-    "^eipalloc-": "an Elastic IP allocation id (eipalloc- and 8 or 17 hex digits)",
-    "^[A-Za-z0-9]": "a group name (letters, digits, '_', '.', '-'; at most 63)",
-    "^/": "a URL path starting with /",
-    "^arn:": "an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)",
-}
-_CHECK_TYPES = "ec2, tcp, http or command"
+from failover.config.messages import _show
+from failover.config.ops import AfterMove, MetricsSettings, NotifySettings
+from failover.core.durations import format_duration
+from failover.core.errors import ConfigError
+from failover.core.model import Mode
 
 
 class AwsSettings(_Strict):
@@ -387,195 +367,3 @@ class Settings:
                 return group
         known = ", ".join(g.name for g in self.groups)
         raise ConfigError(f"no group named {name!r} in {self.source} (groups: {known})")
-
-
-def _show(value: object, limit: int = 60) -> str:
-    """A short repr of a user's value for a one-line message."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _join(base: str, key: str) -> str:
-    """`base.key`, `base[0]`, or whichever of the two is not empty."""
-    if not base or not key:
-        return base or key
-    return f"{base}{key}" if key.startswith("[") else f"{base}.{key}"
-
-
-def _where(loc: Sequence[int | str], data: object) -> str:
-    """`groups[0].checks[1].port` for a pydantic loc, walking the input document.
-
-    pydantic puts parts into `loc` that the user never wrote (a tagged union's tag,
-    a validator's name); only the parts that are keys or indexes of the document,
-    plus a final missing key, are kept.
-    """
-    out, node = "", data
-    for position, part in enumerate(loc):
-        last = position == len(loc) - 1
-        if position >= 2 and loc[position - 2] == "checks" and isinstance(loc[position - 1], int):
-            continue  # the check's discriminator tag, which pydantic adds before its keys
-        if isinstance(node, list | tuple) and isinstance(part, int):
-            out += f"[{part}]"
-            node = node[part] if -len(node) <= part < len(node) else None
-        elif isinstance(node, Mapping) and part in node:
-            out = _join(out, str(part))
-            node = node[part]
-        elif last and isinstance(node, Mapping):
-            out = _join(out, str(part))  # a missing key
-            node = None
-    return out
-
-
-def _describe(error: Mapping[str, Any]) -> str:
-    """One pydantic error in the operator's words, without pydantic's vocabulary."""
-    kind, msg = error["type"], str(error["msg"])
-    ctx: Mapping[str, Any] = error.get("ctx") or {}
-    value = error.get("input")
-    if kind == "extra_forbidden":
-        return "unknown key"
-    if kind == "missing":
-        return "required key is missing"
-    if kind == "string_pattern_mismatch":
-        pattern = str(ctx.get("pattern", ""))
-        hint = next((h for p, h in _ID_HINTS.items() if pattern.startswith(p)), "the expected form")
-        return f"{_show(value)} is not {hint}"
-    if kind in {"value_error", "assertion_error"}:
-        return msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
-    if kind == "union_tag_invalid":
-        tag = value.get("type") if isinstance(value, Mapping) else ctx.get("tag")
-        return f"unknown check type {_show(tag)} (expected {_CHECK_TYPES})"
-    if kind == "union_tag_not_found":
-        return f"a check needs `type` ({_CHECK_TYPES})"
-    if kind in {"model_type", "model_attributes_type", "dict_type"}:
-        return f"must be a mapping, not {_show(value)}"
-    if kind in {"tuple_type", "list_type"}:
-        return f"must be a list, not {_show(value)}"
-    if kind == "too_short":
-        return f"needs at least {ctx.get('min_length')} item(s)"
-    if kind in {"enum", "literal_error"}:
-        return f"must be {ctx.get('expected')}, not {_show(value)}"
-    if kind in {"int_type", "int_parsing", "int_from_float"}:
-        return f"must be a whole number, not {_show(value)}"
-    if kind in {"string_type", "string_sub_type"}:
-        return f"must be a string, not {_show(value)}"
-    if kind == "greater_than_equal":
-        return f"must be at least {ctx.get('ge')}, not {_show(value)}"
-    if kind == "less_than_equal":
-        return f"must be at most {ctx.get('le')}, not {_show(value)}"
-    return f"{msg[:1].lower() + msg[1:]} (got {_show(value)})"
-
-
-def _problems(error: ValidationError, data: object, base: str = "") -> list[str]:
-    """Each pydantic error as `where: what`, expanding located validator problems."""
-    out: list[str] = []
-    for e in error.errors():
-        where = _join(base, _where(e["loc"], data))
-        found = (e.get("ctx") or {}).get("error")
-        if isinstance(found, _Problems):
-            out.extend(f"{_join(where, key)}: {text}" for key, text in found.problems)
-        else:
-            out.append(f"{where or '(top level)'}: {_describe(e)}")
-    return out
-
-
-def _fail(source: str, problems: Sequence[str]) -> ConfigError:
-    # One line, whatever a value or a YAML message held: the CLI prints it as is.
-    text = f"invalid config {source}: " + "; ".join(problems)
-    return ConfigError(" ".join(text.split()))
-
-
-def parse(data: object, source: str = "config.yaml") -> Settings:
-    """Validate an already-parsed YAML document; raises ConfigError (one line) on any problem."""
-    if not isinstance(data, dict):
-        raise _fail(source, [f"the top level must be a mapping with `groups`, not {_show(data)}"])
-    try:
-        raw = _ConfigFile.model_validate(data)
-    except ValidationError as exc:
-        raise _fail(source, _problems(exc, data)) from None
-    problems: list[str] = []
-    try:
-        defaults = Policy.model_validate(raw.defaults.given())
-    except ValidationError as exc:
-        # Every group inherits these; their own resolution would repeat the same problem.
-        raise _fail(source, _problems(exc, {}, "defaults")) from None
-    groups = []
-    for index, g in enumerate(raw.groups):
-        where = f"groups[{index}]"
-        try:
-            policy = Policy.model_validate({**raw.defaults.given(), **g.given()})
-        except ValidationError as exc:
-            problems.extend(_problems(exc, {}, where))
-            continue
-        for number, check in enumerate(g.checks):
-            timeout = getattr(check, "timeout_s", None)
-            if timeout is not None and timeout > policy.interval_s:
-                problems.append(
-                    f"{where}.checks[{number}].timeout: {format_duration(timeout)} exceeds "
-                    f"the group's interval {format_duration(policy.interval_s)}"
-                )
-        groups.append(
-            Group(
-                name=g.name,
-                mode=g.mode,
-                members=g.members,
-                checks=g.checks,
-                policy=policy,
-                eni=g.eni,
-                device_index=g.device_index or 1,
-                ip=g.ip,
-                eip=g.eip,
-                after_move=g.after_move,
-            )
-        )
-    if problems:
-        raise _fail(source, problems)
-    return Settings(
-        aws=raw.aws,
-        state=raw.state,
-        defaults=defaults,
-        groups=tuple(groups),
-        source=source,
-        metrics=raw.metrics,
-        notify=raw.notify,
-    )
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that rejects a key written twice in one mapping (PyYAML keeps the last)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if isinstance(key, Hashable):
-                if key in seen:
-                    raise yaml.constructor.ConstructorError(
-                        None, None, f"key {_show(key)} is written twice", key_node.start_mark
-                    )
-                seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
-def default_path() -> Path:
-    """`$FAILOVER_CONFIG`, else ./config.yaml."""
-    return Path(os.environ.get("FAILOVER_CONFIG", "config.yaml"))
-
-
-def load(path: Path) -> Settings:
-    """Read and validate `path`; every problem becomes one ConfigError line."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"cannot read config {path}: not UTF-8 text ({exc.reason})") from None
-    try:
-        data = yaml.load(
-            text, Loader=_UniqueKeyLoader
-        )  # a SafeLoader subclass: no arbitrary objects
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else "(top level)"
-        problem = getattr(exc, "problem", None) or "not valid YAML"
-        raise _fail(str(path), [f"{where}: {problem}"]) from None
-    return parse(data, str(path))

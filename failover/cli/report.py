@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from failover.model import GroupView, Plan
-from failover.ports import GroupState, MemberHealth, MoveRecord
-
-
-def when(epoch: float | None) -> str:
-    """An ISO-8601 UTC timestamp, or '-'."""
-    if epoch is None:
-        return "-"
-    return dt.datetime.fromtimestamp(epoch, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+from failover.core.durations import when
+from failover.core.model import GroupView, Plan
+from failover.core.ports import GroupState, MemberHealth, MoveRecord
 
 
 def plan_text(

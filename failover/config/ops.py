@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from failover.config_base import Duration, _Problems, _Strict
+from failover.config.base import Duration, _Problems, _Strict
 
 DEFAULT_LISTEN = "127.0.0.1:9105"
 

@@ -12,15 +12,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from failover.decide import Decision, Facts, decide, network_suspect, update_health
-from failover.engine import Engine, MoveResult
-from failover.errors import FailoverError, RefusedError
-from failover.model import GroupView, Instance
-from failover.ports import Clock, GroupMemory, GroupState, MemberHealth, Store
+from failover.core.decide import Decision, Facts, decide, network_suspect, update_health
+from failover.core.errors import FailoverError, RefusedError
+from failover.core.model import GroupView, Instance
+from failover.core.ports import Clock, Cloud, GroupMemory, GroupState, MemberHealth, Store
 from failover.probes import ProbeResult, ProbeTarget, probe_targets, run_probes
+from failover.service.engine import Engine, MoveResult
 
 if TYPE_CHECKING:
-    from failover.aws.ec2 import Ec2Cloud
     from failover.config import Group
 
 log = logging.getLogger(__name__)
@@ -91,7 +90,7 @@ class Monitor:
 
     def __init__(
         self,
-        cloud: Ec2Cloud,
+        cloud: Cloud,
         store: Store,
         engine: Engine,
         clock: Clock,

@@ -6,8 +6,8 @@ import contextlib
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
-from failover.errors import CloudError, LeaseLostError
-from failover.lease import Lease
+from failover.coord.lease import Lease
+from failover.core.errors import CloudError, LeaseLostError
 
 
 class Fence:

@@ -18,9 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from failover import converge
-from failover.durations import format_duration
-from failover.errors import (
+from failover.core.durations import format_duration, when
+from failover.core.errors import (
     CloudError,
     FailoverError,
     LeaseLostError,
@@ -30,10 +29,16 @@ from failover.errors import (
     RefusedError,
     StuckDetachError,
 )
-from failover.model import MUTATING_STEPS, GroupView, Plan, Step, StepKind
-from failover.planner import candidates, expected_eip_target, plan_move, rule_violation, step_done
-from failover.ports import Clock, Cloud, MoveRecord, StepRecord, Store
-from failover.report import when
+from failover.core.model import MUTATING_STEPS, GroupView, Plan, Step, StepKind
+from failover.core.planner import (
+    candidates,
+    expected_eip_target,
+    plan_move,
+    rule_violation,
+    step_done,
+)
+from failover.core.ports import Clock, Cloud, MoveRecord, StepRecord, Store
+from failover.service import converge
 
 if TYPE_CHECKING:
     from failover.config import Group

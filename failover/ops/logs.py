@@ -93,7 +93,7 @@ class JsonFormatter(logging.Formatter):
 
 
 class TextFormatter(logging.Formatter):
-    """`2024-05-01 12:00:00,123 INFO failover.engine: msg [group=db move_id=ab12]`."""
+    """`2024-05-01 12:00:00,123 INFO failover.service.engine: msg [group=db move_id=ab12]`."""
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")

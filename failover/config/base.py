@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from failover.durations import parse_duration
+from failover.core.durations import parse_duration
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 InstanceId = Annotated[str, Field(pattern=r"^i-(?:[0-9a-f]{8}|[0-9a-f]{17})$")]

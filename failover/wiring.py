@@ -1,0 +1,197 @@
+"""The one place objects are built from Settings: AWS clients, the store, leases, the engine,
+and what runs beside the passes (alerts: log, SNS, webhook; post-move hooks; metrics).
+
+Entry points (the CLI, the daemon, the Lambda handler, the demo) call these; nothing else
+builds a client.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from failover.aws.clients import make_client
+from failover.aws.ec2 import Ec2Cloud
+from failover.aws.pacing import Pacer
+from failover.aws.sns import SnsPublisher
+from failover.aws.ssm import SsmCommands
+from failover.config import AwsSettings, Group, Settings, StateSettings
+from failover.coord.fence import Fence, holding
+from failover.coord.lease import TableLease
+from failover.core.errors import (
+    ConfigError,
+    LeaseLostError,
+)
+from failover.core.model import Step
+from failover.core.ports import MemberHealth, StepRecord, Store
+from failover.ops.clock import SystemClock
+from failover.ops.hooks import AfterMoveRunner
+from failover.ops.notify import Notifier, chain
+from failover.service.engine import Engine
+from failover.service.monitor import Alert, log_alert
+from failover.store import DynamoStore, SqliteStore
+from failover.store.dynamodb_lease import DynamoLeaseTable
+
+if TYPE_CHECKING:
+    from failover.ops.metrics import Metrics
+    from failover.service.engine import MoveResult
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    """The callbacks a Monitor takes, wired to notifications, hooks and (optionally) metrics."""
+
+    alert: Alert
+    after_move: Callable[[Group, MoveResult, str], None]
+    metrics: Metrics | None = None
+
+    def on_health(self, group: str, health: Mapping[str, MemberHealth]) -> None:
+        if self.metrics is not None:
+            self.metrics.observe_health(group, health)
+
+    def on_move(self, group: str, outcome: str, seconds: float) -> None:
+        if self.metrics is not None and outcome in ("succeeded", "failed", "refused"):
+            self.metrics.move_finished(group, outcome, seconds)
+
+
+@contextmanager
+def runtime(settings: Settings, *, metrics: Metrics | None = None) -> Iterator[Runtime]:
+    """Start the notifier and the hook runner; on exit, flush alerts and let hooks finish."""
+    notify = settings.notify
+    sns = SnsPublisher(make_client(settings.aws, "sns")) if notify.sns_topic_arn else None
+    notifier = Notifier(
+        notify.sns_topic_arn, notify.webhook_url, notify.timeout_s, sns=sns, events=notify.events
+    )
+    alert = chain(log_alert, notifier.notify)
+    needs_ssm = any(g.after_move is not None and g.after_move.ssm for g in settings.groups)
+    ssm = SsmCommands(make_client(settings.aws, "ssm")) if needs_ssm else None
+    hooks = AfterMoveRunner(ssm, alert=alert)
+
+    def after_move(group: Group, result: MoveResult, address: str) -> None:
+        if group.after_move is not None:
+            hooks.submit(
+                group.after_move,
+                group=group.name,
+                instance_id=result.target,
+                resource=group.resource,
+                address=address,
+            )
+
+    try:
+        yield Runtime(alert, after_move, metrics)
+    finally:
+        hooks.close()
+        if not notifier.close(10.0):
+            log.warning("some alerts were not delivered before exit")
+
+
+@dataclass
+class Wiring:
+    """The objects a command needs, built once from the settings."""
+
+    settings: Settings
+    cloud: Ec2Cloud
+    store: Store
+    engine: Engine
+    fence: Fence | None = None  # the groups' leases (dynamodb backend); None: the file lock rules
+
+
+def make_cloud(settings: Settings, clock: SystemClock) -> Ec2Cloud:
+    """The EC2 adapter, its calls paced to EC2's token buckets on the real clock."""
+    return Ec2Cloud(
+        make_client(settings.aws, "ec2"),
+        make_client(settings.aws, "sts"),
+        clock.now,
+        Pacer(clock.monotonic, clock.sleep),
+    )
+
+
+@contextmanager
+def wired(
+    settings: Settings,
+    on_step: Callable[[Step | None, StepRecord], None] | None = None,
+    *,
+    daemon: bool = False,
+) -> Iterator[Wiring]:
+    """Build clients, the store and the engine; close the store afterwards.
+
+    `daemon`: this process takes a share of the groups (`run`); one-shot commands hold
+    only the leases they take.
+    """
+    clock = SystemClock()
+    cloud = make_cloud(settings, clock)
+    store = open_store(settings.state, settings.aws)
+    try:
+        fence = make_fence(settings, clock, daemon=daemon)
+        engine = Engine(
+            cloud,
+            store,
+            clock,
+            on_step=on_step,
+            guard=fence.guard if fence else None,
+            token_of=fence.token if fence else None,
+        )
+        yield Wiring(settings, cloud, store, engine, fence)
+    finally:
+        store.close()
+
+
+def make_fence(settings: Settings, clock: SystemClock, *, daemon: bool = False) -> Fence | None:
+    """The groups' leases in the state table (dynamodb backend): several orchestrators share it."""
+    if settings.state.backend != "dynamodb" or settings.state.table is None:
+        return None
+    from failover.aws.dynamodb import DynamoTable
+
+    table = DynamoTable(make_client(settings.aws, "dynamodb"), settings.state.table)
+    lease = TableLease(
+        DynamoLeaseTable(table), clock, ttl_s=settings.state.lease_ttl_s, spreads=daemon
+    )
+    return Fence(lease, {g.name: g.resource for g in settings.groups})
+
+
+@contextmanager
+def leased(w: Wiring, groups: Sequence[str]) -> Iterator[list[str]]:
+    """Hold `groups`' leases for the block (dynamodb backend); yields those another holds."""
+    if w.fence is None or not groups:
+        yield []
+        return
+    with holding(w.fence, groups, w.engine.clock.sleep) as refused:
+        yield refused
+
+
+def lease_refusal(group: Group) -> LeaseLostError:
+    return LeaseLostError(
+        group.name, group.resource, f"another orchestrator holds the lease of group {group.name}"
+    )
+
+
+def open_store(state: StateSettings, aws: AwsSettings | None = None) -> Store:
+    """Open the store `state.backend` names; ConfigError if it cannot be used.
+
+    The DynamoDB backend reaches AWS as `aws` says (boto3's defaults and environment
+    when None) and checks that `state.table` exists with failover's key schema.
+    """
+    if state.backend == "sqlite":
+        return SqliteStore(state.path)
+    if state.backend == "dynamodb":
+        from failover.aws.dynamodb import DynamoTable  # only this backend needs it
+
+        if state.table is None:  # the settings validator already insists on it
+            raise ConfigError("state.table is required when state.backend is dynamodb")
+        table = DynamoTable(make_client(aws or AwsSettings(), "dynamodb"), state.table)
+        table.verify()
+        return DynamoStore(table)
+    raise ConfigError(f"state.backend {state.backend!r} is not one of sqlite, dynamodb")
+
+
+def create_state_table(settings: Settings) -> bool:
+    """Create the DynamoDB state table (`validate --create-table`); False when it already exists."""
+    from failover.aws.dynamodb import create_table
+
+    assert settings.state.table is not None
+    return create_table(make_client(settings.aws, "dynamodb"), settings.state.table)
