@@ -1,4 +1,4 @@
-"""deploy/cloudformation/failover.yaml: cfn-lint clean, policies equal policies/, deploys into moto, validates.
+"""deploy/cloudformation/failover.yaml: cfn-lint clean, policies equal policies/, Rules hold, deploys into moto, validates.
 
 moto's CloudFormation reports AWS::EC2::NetworkInterfaceAttachment CREATE_COMPLETE and
 does nothing (shared/reference/moto-vs-aws.md): the tests make that attachment with
@@ -118,6 +118,90 @@ def test_template_key_schema_and_floating_eni_rules() -> None:
     assert function["Properties"]["Handler"] == "failover.aws_lambda.handler"
 
 
+LAMBDA_VPC_POLICY = "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
+
+
+def test_template_lambda_runs_in_a_vpc_with_no_forced_concurrency() -> None:
+    """Rule: the function has a VpcConfig from its parameters and the VPC-access policy, and
+    reserves concurrency only when asked (a forced reservation fails on low-limit accounts)."""
+    document = template()
+    function = document["Resources"]["CheckFunction"]["Properties"]
+    assert function["VpcConfig"] == {
+        "Fn::If": [
+            "LambdaVpcGiven",
+            {
+                "SubnetIds": {"Ref": "LambdaSubnetIds"},
+                "SecurityGroupIds": [{"Ref": "LambdaSecurityGroupId"}],
+            },
+            {"Ref": "AWS::NoValue"},
+        ]
+    }
+    assert function["ReservedConcurrentExecutions"] == {
+        "Fn::If": [
+            "ReserveLambdaConcurrency",
+            {"Ref": "LambdaReservedConcurrency"},
+            {"Ref": "AWS::NoValue"},
+        ]
+    }
+    assert document["Parameters"]["LambdaReservedConcurrency"]["Default"] == ""
+    role = document["Resources"]["FailoverLambdaRole"]["Properties"]
+    assert role["ManagedPolicyArns"] == [
+        {"Fn::Sub": LAMBDA_VPC_POLICY.replace(":aws:iam", ":${AWS::Partition}:iam")}
+    ]
+
+
+def rule_failures(**parameters: str) -> list[str]:
+    """The AssertDescription of each assertion in the template's Rules that `parameters` fail,
+    evaluated as CloudFormation does before it creates anything (moto skips Rules)."""
+    document = template()
+    specs = document["Parameters"]
+    values = {name: spec.get("Default") for name, spec in specs.items()} | parameters
+
+    def evaluate(node: Any) -> Any:
+        if isinstance(node, str):
+            return node
+        if isinstance(node, list):
+            return [evaluate(item) for item in node]
+        ((function, argument),) = node.items()
+        if function == "Ref":
+            value = values[argument]
+            return value.split(",") if specs[argument]["Type"] == "CommaDelimitedList" else value
+        args = evaluate(argument)
+        return {
+            "Fn::Equals": lambda: args[0] == args[1],
+            "Fn::Not": lambda: not args[0],
+            "Fn::And": lambda: all(args),
+            "Fn::Contains": lambda: args[1] in args[0],
+        }[function]()
+
+    return [
+        " ".join(assertion["AssertDescription"].split())
+        for rule in document["Rules"].values()
+        if evaluate(rule["RuleCondition"])
+        for assertion in rule["Assertions"]
+        if not evaluate(assertion["Assert"])
+    ]
+
+
+LAMBDA_VPC = {"LambdaSubnetIds": "subnet-0a1b2c3d", "LambdaSecurityGroupId": "sg-0a1b2c3d"}
+
+
+def test_template_rules_refuse_a_lambda_without_vpc_or_with_sqlite_unserialized() -> None:
+    """Rule: a Lambda needs subnets and a security group; with sqlite it must run alone,
+    with dynamodb the leases serialize it and no reservation is needed."""
+    assert rule_failures() == []  # no Lambda: nothing to ask
+    lambda_on = {"LambdaCodeBucket": "failover-code", "StateBackend": "dynamodb"}
+    assert rule_failures(**lambda_on) == [
+        "The Lambda probes members by their private addresses: give LambdaSubnetIds.",
+        "The Lambda's network interfaces need a security group: give LambdaSecurityGroupId.",
+    ]
+    assert rule_failures(**lambda_on, **LAMBDA_VPC) == []
+    sqlite = {**lambda_on, **LAMBDA_VPC, "StateBackend": "sqlite"}
+    (failure,) = rule_failures(**sqlite)
+    assert "set LambdaReservedConcurrency=1" in failure
+    assert rule_failures(**sqlite, LambdaReservedConcurrency="1") == []
+
+
 def deploy(sb: Sandbox, name: str, **parameters: str) -> dict[str, str]:
     """Create the stack in moto's server; its outputs."""
     cfn = boto3.client("cloudformation", region_name=REGION, endpoint_url=sb.url)
@@ -185,7 +269,8 @@ def test_stack_deploys_and_failover_validate_accepts_its_outputs(
 def test_stack_with_dynamodb_and_lambda_grants_exactly_the_policies(
     sandbox: Callable[..., Sandbox],
 ) -> None:
-    """Rule: the optional table (pk/sk, on demand) and Lambda (every minute) come with the policies."""
+    """Rule: the optional table (pk/sk, on demand) and Lambda (every minute, in the given VPC,
+    no reserved concurrency) come with the policies."""
     sb = sandbox()
     s3 = boto3.client("s3", region_name=REGION, endpoint_url=sb.url)
     s3.create_bucket(Bucket="failover-code")
@@ -193,7 +278,17 @@ def test_stack_with_dynamodb_and_lambda_grants_exactly_the_policies(
     with zipfile.ZipFile(package, "w") as archive:
         archive.writestr("config.yaml", "groups: []\n")
     s3.put_object(Bucket="failover-code", Key="failover-lambda.zip", Body=package.getvalue())
-    outputs = deploy(sb, "failover-full", StateBackend="dynamodb", LambdaCodeBucket="failover-code")
+    vpc = sb.ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    subnet = sb.ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.1.0/24")["Subnet"]["SubnetId"]
+    group = sb.ec2.create_security_group(GroupName="failover-lambda", Description="x", VpcId=vpc)
+    outputs = deploy(
+        sb,
+        "failover-full",
+        StateBackend="dynamodb",
+        LambdaCodeBucket="failover-code",
+        LambdaSubnetIds=subnet,
+        LambdaSecurityGroupId=group["GroupId"],
+    )
 
     dynamodb = boto3.client("dynamodb", region_name=REGION, endpoint_url=sb.url)
     table = dynamodb.describe_table(TableName=outputs["StateTableName"])["Table"]
@@ -219,10 +314,15 @@ def test_stack_with_dynamodb_and_lambda_grants_exactly_the_policies(
     profile = iam.get_instance_profile(InstanceProfileName=outputs["InstanceProfileName"])
     assert [r["RoleName"] for r in profile["InstanceProfile"]["Roles"]] == [role_name]
 
-    function = boto3.client("lambda", region_name=REGION, endpoint_url=sb.url).get_function(
+    got = boto3.client("lambda", region_name=REGION, endpoint_url=sb.url).get_function(
         FunctionName=outputs["CheckFunctionName"]
-    )["Configuration"]
+    )
+    function = got["Configuration"]
     assert function["Handler"] == "failover.aws_lambda.handler"
+    assert function["VpcConfig"]["SubnetIds"] == [subnet]
+    assert function["VpcConfig"]["SecurityGroupIds"] == [group["GroupId"]]
+    assert "Concurrency" not in got  # no reservation: the lease serializes the passes
+    # (moto's CloudFormation skips a role's ManagedPolicyArns: the template test checks it.)
     assert function["Timeout"] > 60  # longer than the default move_timeout
     events = boto3.client("events", region_name=REGION, endpoint_url=sb.url)
     (rule,) = events.list_rules()["Rules"]
