@@ -7,9 +7,10 @@ An EventBridge schedule (deploy/cloudformation/failover.yaml, rate 1 minute) inv
 State: Lambda's only writable place is /tmp, so a `sqlite` state file is put there
 (`$FAILOVER_STATE_DIR` overrides the directory). /tmp lives as long as one warm execution
 environment: a cold start forgets the consecutive-failure counters and the journal, and
-two concurrent environments would keep two. The template therefore caps the function at
-one concurrent execution; the `dynamodb` state backend, once it exists, is the right one
-for Lambda (shared, durable, with the lease).
+two concurrent environments would keep two, with nothing to stop both moving one group.
+So with sqlite the template requires one reserved concurrent execution (its Rules); the
+`dynamodb` backend is the right one for Lambda: shared, durable, and its leases keep
+overlapping invocations from moving one group, so no concurrency needs reserving.
 
 Like the CLI, this module is an entry point: it reads the environment and builds objects.
 """

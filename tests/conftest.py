@@ -10,8 +10,10 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,3 +139,64 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def members_of(world: Any) -> Sequence[str]:
     return [world.primary, *world.standbys] + ([world.other_az] if world.other_az else [])
+
+
+class NotifySocket:
+    """A bound AF_UNIX datagram socket standing in for systemd's: every line received, timed.
+
+    A reader thread drains it as datagrams come (a sender blocks once a few are queued),
+    recording `(time.monotonic(), line)` for each line of each datagram.
+    """
+
+    def __init__(self, directory: str) -> None:
+        # sun_path holds 108 bytes; pytest's tmp_path can be longer.
+        self.path = str(Path(directory) / "notify")
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._sock.bind(self.path)
+        self._sock.settimeout(0.1)
+        self._received: list[tuple[float, str]] = []
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        while not self._closed.is_set():
+            try:
+                message = self._sock.recv(4096).decode()
+            except TimeoutError:
+                continue
+            at = time.monotonic()
+            with self._lock:
+                self._received += [(at, line) for line in message.splitlines()]
+
+    def received(self) -> list[tuple[float, str]]:
+        """Every line so far with the moment it arrived."""
+        with self._lock:
+            return list(self._received)
+
+    def lines(self) -> list[str]:
+        return [line for _, line in self.received()]
+
+    def wait(self, until: Callable[[list[str]], bool], timeout_s: float) -> list[str]:
+        """The lines once `until(lines)` holds, or all of them after `timeout_s`."""
+        deadline = time.monotonic() + timeout_s
+        while not until(self.lines()) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return self.lines()
+
+    def close(self) -> None:
+        self._closed.set()
+        self._reader.join()
+        self._sock.close()
+
+
+@pytest.fixture
+def notify_socket() -> Iterator[NotifySocket]:
+    """systemd's notify socket, on a short path; `path` goes into $NOTIFY_SOCKET."""
+    with tempfile.TemporaryDirectory(prefix="sdn") as directory:
+        sock = NotifySocket(directory)
+        try:
+            yield sock
+        finally:
+            sock.close()

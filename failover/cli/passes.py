@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -34,12 +35,18 @@ def run(config_path: Path | None) -> None:
     heartbeat = Heartbeat(lambda: healthz_max_age(settings.groups))
     server = None
 
-    def on_tick() -> None:
+    watchdog = sdnotify.Watchdog.from_environment(os.environ, os.getpid())
+
+    def alive() -> None:
+        """Progress (a pass ended, a move step began or ended): /healthz and systemd hear of it."""
         heartbeat.beat()
-        sdnotify.watchdog()
+        watchdog.alive()
 
     try:
-        with wired(settings, daemon=True) as w, runtime(settings, metrics=metrics) as rt:
+        with (
+            wired(settings, lambda _step, _event: alive(), daemon=True) as w,
+            runtime(settings, metrics=metrics) as rt,
+        ):
             monitor = Monitor(
                 w.cloud,
                 w.store,
@@ -55,7 +62,7 @@ def run(config_path: Path | None) -> None:
                 settings,
                 path,
                 monitor,
-                on_tick=on_tick,
+                on_tick=alive,
                 on_first_pass=sdnotify.ready,
                 on_pass=lambda: metrics.pass_finished(time.time()),
                 on_leases=lambda held: metrics.set_leases(

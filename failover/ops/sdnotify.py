@@ -7,6 +7,12 @@ or `Type=simple`) every call is a no-op, so the daemon runs the same under a ter
 A notification that cannot be delivered is logged, never raised: the service must not
 die because its supervisor went away, and a missed WATCHDOG=1 is exactly what systemd
 is there to act on.
+
+`Watchdog` paces WATCHDOG=1 to the work: the daemon calls `alive()` when its loop makes
+progress (each step of a move, the end of each pass), and it pings at most once per half
+of systemd's WatchdogSec. Nothing pings on a timer, so a pass that stops making progress
+stops the pings and systemd restarts the daemon, while a pass that is still moving
+hundreds of groups, however long it lasts, keeps it alive.
 """
 
 from __future__ import annotations
@@ -14,6 +20,9 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
+import time
+from collections.abc import Callable, Mapping
 
 log = logging.getLogger(__name__)
 
@@ -57,3 +66,53 @@ def watchdog() -> None:
 def stopping() -> None:
     """STOPPING=1: the daemon is shutting down (sent as `serve` returns, its last pass done)."""
     notify("STOPPING=1\nSTATUS=stopping")
+
+
+class Watchdog:
+    """WATCHDOG=1 on progress, at most once per half of `period_s`; no pings without a period."""
+
+    def __init__(
+        self,
+        period_s: float | None,
+        *,
+        send: Callable[[], None] = watchdog,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        # sd_watchdog_enabled(3): ping at half the period, so one late ping is not a kill.
+        self._gap_s = period_s / 2 if period_s else None
+        self._send, self._monotonic = send, monotonic
+        self._last: float | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_environment(
+        cls, environ: Mapping[str, str], pid: int, *, send: Callable[[], None] = watchdog
+    ) -> Watchdog:
+        """The watchdog systemd set for process `pid`: `$WATCHDOG_USEC`, when `$WATCHDOG_PID`
+        is unset or names `pid` (as sd_watchdog_enabled(3) reads them)."""
+        watched_pid = environ.get("WATCHDOG_PID", "")
+        try:
+            usec = int(environ.get("WATCHDOG_USEC", "0"))
+        except ValueError:
+            usec = 0
+        if usec <= 0 or (watched_pid and watched_pid != str(pid)):
+            return cls(None, send=send)
+        return cls(usec / 1e6, send=send)
+
+    @property
+    def enabled(self) -> bool:
+        """Whether systemd watches this process (so `alive` ever pings)."""
+        return self._gap_s is not None
+
+    def alive(self) -> None:
+        """The loop made progress: ping, unless a ping went out less than half a period ago.
+
+        Safe from any thread (moves run in parallel)."""
+        if self._gap_s is None:
+            return
+        now = self._monotonic()
+        with self._lock:
+            if self._last is not None and now - self._last < self._gap_s:
+                return
+            self._last = now
+        self._send()

@@ -7,32 +7,21 @@ import os
 import signal
 import socket
 import subprocess
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from failover.ops import sdnotify
 
-from ..conftest import cli_env, failover_cmd
+from ..clocks import FakeClock
+from ..conftest import NotifySocket, cli_env, failover_cmd
 from .conftest import Sandbox
 
 
-@pytest.fixture
-def notify_socket() -> Iterator[tuple[str, socket.socket]]:
-    """A bound AF_UNIX datagram socket standing in for systemd's, on a short path."""
-    # sun_path holds 108 bytes; pytest's tmp_path can be longer.
-    with tempfile.TemporaryDirectory(prefix="sdn") as directory:
-        path = str(Path(directory) / "notify")
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-            sock.bind(path)
-            yield path, sock
-
-
 def receive(sock: socket.socket, until: Callable[[list[str]], bool], timeout_s: float) -> list[str]:
-    """Datagrams received until `until(messages)` holds or `timeout_s` passes."""
+    """Datagrams received on `sock` until `until(messages)` holds or `timeout_s` passes."""
     messages: list[str] = []
     deadline = time.monotonic() + timeout_s
     while not until(messages) and (left := deadline - time.monotonic()) > 0:
@@ -42,10 +31,6 @@ def receive(sock: socket.socket, until: Callable[[list[str]], bool], timeout_s: 
         except TimeoutError:
             break
     return messages
-
-
-def lines(messages: list[str]) -> list[str]:
-    return [line for message in messages for line in message.splitlines()]
 
 
 def test_notify_without_notify_socket_sends_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -58,16 +43,15 @@ def test_notify_without_notify_socket_sends_nothing(monkeypatch: pytest.MonkeyPa
 
 
 def test_each_call_sends_one_datagram_to_the_socket(
-    notify_socket: tuple[str, socket.socket], monkeypatch: pytest.MonkeyPatch
+    notify_socket: NotifySocket, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Rule: ready/watchdog/stopping each send one KEY=VALUE datagram to $NOTIFY_SOCKET."""
-    path, sock = notify_socket
-    monkeypatch.setenv("NOTIFY_SOCKET", path)
+    monkeypatch.setenv("NOTIFY_SOCKET", notify_socket.path)
     sdnotify.ready()
     sdnotify.watchdog()
     sdnotify.stopping()
-    got = receive(sock, lambda m: len(m) == 3, 5.0)
-    assert [m.splitlines()[0] for m in got] == ["READY=1", "WATCHDOG=1", "STOPPING=1"]
+    got = notify_socket.wait(lambda lines: "STOPPING=1" in lines, 5.0)
+    assert [line for line in got if "=1" in line] == ["READY=1", "WATCHDOG=1", "STOPPING=1"]
 
 
 def test_an_at_sign_names_an_abstract_socket(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -89,11 +73,48 @@ def test_an_unreachable_socket_is_logged_not_raised(
     assert "sd_notify 'WATCHDOG=1'" in caplog.text
 
 
+def test_watchdog_pings_on_progress_at_most_once_per_half_period() -> None:
+    """Rule: WATCHDOG=1 follows the loop's progress, paced to half of WatchdogSec; no progress, no ping."""
+    clock = FakeClock()
+    sent: list[float] = []
+    dog = sdnotify.Watchdog(4.0, send=lambda: sent.append(clock.monotonic()), monotonic=clock)
+    start = clock.monotonic()
+    dog.alive()  # the first progress pings at once
+    for _ in range(19):  # progress every 0.5 s for 9.5 s
+        clock.advance(0.5)
+        dog.alive()
+    assert [t - start for t in sent] == [0.0, 2.0, 4.0, 6.0, 8.0]
+    clock.advance(60.0)  # a stuck loop reports no progress: nothing pings for it
+    assert len(sent) == 5
+    dog.alive()
+    assert len(sent) == 6
+
+
+@pytest.mark.parametrize(
+    ("environ", "enabled"),
+    [
+        ({"WATCHDOG_USEC": "90000000"}, True),
+        ({"WATCHDOG_USEC": "90000000", "WATCHDOG_PID": "4242"}, True),
+        ({"WATCHDOG_USEC": "90000000", "WATCHDOG_PID": "1"}, False),  # another process's
+        ({}, False),  # no WatchdogSec: systemd is not watching
+        ({"WATCHDOG_USEC": "0"}, False),
+        ({"WATCHDOG_USEC": "soon"}, False),
+    ],
+)
+def test_watchdog_follows_sd_watchdog_enabled(environ: dict[str, str], enabled: bool) -> None:
+    """Rule: ping only when systemd set $WATCHDOG_USEC for this process (sd_watchdog_enabled(3))."""
+    sent: list[str] = []
+    dog = sdnotify.Watchdog.from_environment(environ, 4242, send=lambda: sent.append("WATCHDOG=1"))
+    assert dog.enabled is enabled
+    dog.alive()
+    assert sent == (["WATCHDOG=1"] if enabled else [])
+
+
 def test_failover_run_notifies_ready_watchdog_and_stops_on_sigterm(
-    sandbox: Callable[..., Sandbox], notify_socket: tuple[str, socket.socket]
+    sandbox: Callable[..., Sandbox], notify_socket: NotifySocket
 ) -> None:
-    """Rule: the daemon sends READY=1 after its first pass, WATCHDOG=1 every pass; SIGTERM exits 0."""
-    path, sock = notify_socket
+    """Rule: the daemon sends READY=1 after its first pass and, under a watchdog, WATCHDOG=1 as
+    its passes end (at most every half period); SIGTERM exits 0."""
     sb = sandbox()
     world = sb.world("eni")
     config = sb.config(sb.group(world, "eni"), defaults={"interval": "1s", "timeout": "500ms"})
@@ -103,10 +124,11 @@ def test_failover_run_notifies_ready_watchdog_and_stops_on_sigterm(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=cli_env({"NOTIFY_SOCKET": path}),
+        # WatchdogSec=2s: a ping at most every second, and passes end every second.
+        env=cli_env({"NOTIFY_SOCKET": notify_socket.path, "WATCHDOG_USEC": "2000000"}),
     )
     try:
-        got = lines(receive(sock, lambda m: lines(m).count("WATCHDOG=1") >= 3, 30.0))
+        got = notify_socket.wait(lambda lines: lines.count("WATCHDOG=1") >= 3, 30.0)
         assert "READY=1" in got, got
         assert got.count("WATCHDOG=1") >= 3, got
         # READY=1 comes once, after the first pass (whose WATCHDOG=1 precedes it).
@@ -119,6 +141,6 @@ def test_failover_run_notifies_ready_watchdog_and_stops_on_sigterm(
             daemon.kill()
             daemon.communicate()
     assert daemon.returncode == 0, stderr
-    assert "STOPPING=1" in lines(receive(sock, lambda m: "STOPPING=1" in lines(m), 5.0))
+    assert "STOPPING=1" in notify_socket.wait(lambda lines: "STOPPING=1" in lines, 5.0)
     assert world.eni_id is not None
     assert sb.eni_owner(world.eni_id) == world.primary  # a healthy primary keeps the ENI

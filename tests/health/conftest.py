@@ -321,11 +321,12 @@ class DaemonProcess:
 
 
 @pytest.fixture
-def daemon(tmp_path: Path) -> Iterator[Callable[[Path], DaemonProcess]]:
-    """`daemon(config_path)` starts `failover run`; one still running at teardown is killed."""
+def daemon(tmp_path: Path) -> Iterator[Callable[..., DaemonProcess]]:
+    """`daemon(config_path, env=None)` starts `failover run` (`env` added to its environment);
+    one still running at teardown is killed."""
     started: list[DaemonProcess] = []
 
-    def start(config: Path) -> DaemonProcess:
+    def start(config: Path, env: dict[str, str] | None = None) -> DaemonProcess:
         log_path = tmp_path / f"daemon-{len(started)}.log"
         with log_path.open("wb") as log:
             proc = subprocess.Popen(
@@ -333,7 +334,7 @@ def daemon(tmp_path: Path) -> Iterator[Callable[[Path], DaemonProcess]]:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env=cli_env(),
+                env=cli_env(env),
             )
         process = DaemonProcess(proc, log_path)
         started.append(process)
