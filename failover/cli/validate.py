@@ -107,6 +107,15 @@ def _permissions(cloud: Ec2Cloud, group: Group, view: Any) -> list[Permission]:
                 AllowReassignment=True,
             )
         )
+    checks += [
+        cloud.check_permission(
+            "ReplaceRoute",
+            RouteTableId=table_id,
+            DestinationCidrBlock=group.cidr,
+            NetworkInterfaceId=standby_eni,
+        )
+        for table_id in group.route_tables
+    ]
     if group.eip:
         private_ip = group.ip or (standby.private_ip if standby else None) or "10.0.0.1"
         checks.append(

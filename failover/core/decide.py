@@ -138,7 +138,9 @@ def decide(
             )
         # Nowhere to go outranks "not now": a cooldown must not hide a group that is down.
         if not healthy:
-            return Decision("degraded", f"{down}; no standby is healthy, running and in the AZ")
+            return Decision(
+                "degraded", f"{down}; no standby is healthy, running and able to take it"
+            )
         if (since := _since_last_move(facts)) is not None and since < policy.cooldown_s:
             return Decision(
                 "cooldown",
