@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -108,11 +109,15 @@ def _permissions(cloud: Ec2Cloud, group: Group, view: Any) -> list[Permission]:
             )
         )
     checks += [
-        cloud.check_permission(
-            "ReplaceRoute",
-            RouteTableId=table_id,
-            DestinationCidrBlock=group.cidr,
-            NetworkInterfaceId=standby_eni,
+        # One DryRun per table: a tag-scoped policy may allow one table and not another.
+        replace(
+            cloud.check_permission(
+                "ReplaceRoute",
+                RouteTableId=table_id,
+                DestinationCidrBlock=group.cidr,
+                NetworkInterfaceId=standby_eni,
+            ),
+            action=f"ReplaceRoute in {table_id}",
         )
         for table_id in group.route_tables
     ]
