@@ -15,7 +15,7 @@ from moto.ec2.models.instances import Instance
 from moto.ec2.models.route_tables import Route
 
 from ._eips import eip_private_ip
-from ._routes import route_state
+from ._routes import route_eni_id, route_state
 from ._rules import Ec2Rules
 
 
@@ -137,6 +137,7 @@ _PATCHES: dict[tuple[type, str], Any] = {
     (Instance, "system_status"): property(_system_status),
     (Instance, "instance_status"): property(_instance_status),
     (Route, "state"): property(route_state),
+    (Route, "network_interface_id"): property(route_eni_id),
 }
 
 

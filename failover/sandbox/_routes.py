@@ -10,7 +10,10 @@ the sandbox's self-tests pin both. What moto gets wrong is fixed here:
 - moto routes to an ENI of another VPC; AWS refuses with `InvalidParameterValue` ("... belong to
   different networks", the words AWS uses for a gateway of another VPC);
 - an instance's SourceDestCheck *is* its primary ENI's attribute on AWS (ModifyInstanceAttribute
-  and ModifyNetworkInterfaceAttribute change the same flag); moto keeps two unrelated copies.
+  and ModifyNetworkInterfaceAttribute change the same flag); moto keeps two unrelated copies;
+- a route made with InstanceId (a NAT instance, or CloudFormation's AWS::EC2::Route) targets
+  the instance's network interface, which DescribeRouteTables shows as NetworkInterfaceId
+  next to InstanceId; moto shows no interface.
 """
 
 from __future__ import annotations
@@ -39,6 +42,14 @@ def route_state(route: Any) -> str:
 def _flag(value: Any) -> bool:
     # The query protocol's booleans may reach moto as "true"/"false" strings.
     return value is True or str(value).lower() == "true"
+
+
+def route_eni_id(route: Any) -> str | None:
+    """The NetworkInterfaceId DescribeRouteTables shows: the target ENI, or the instance's eth0."""
+    if route.interface is not None:
+        return str(route.interface.id)
+    primary = route.instance.nics.get(0) if route.instance is not None else None
+    return str(primary.id) if primary is not None else None
 
 
 class RouteRules:

@@ -16,8 +16,9 @@ from botocore.exceptions import ClientError
 from failover.sandbox.strict import StrictLayer
 from failover.sandbox.world import World, build_world
 
+from ..clocks import FakeClock
 from .conftest import client
-from .test_strict_layer import FakeClock, eni_of, error_of, eth0_of, instance_of
+from .test_strict_layer import eni_of, error_of, eth0_of, instance_of
 
 Make = Callable[..., StrictLayer]
 
@@ -171,6 +172,21 @@ def test_route_to_a_detached_eni_is_blackhole(strict: Make, ec2: Any) -> None:
     assert (route["NetworkInterfaceId"], route["State"]) == (spare_id, "blackhole")
 
 
+@pytest.mark.parametrize("layered", [False, True], ids=["plain-moto", "strict"])
+def test_a_route_to_an_instance_shows_its_eth0(strict: Make, ec2: Any, layered: bool) -> None:
+    """AWS: a route made with InstanceId targets the instance's interface and shows it as
+    NetworkInterfaceId; plain moto shows InstanceId alone."""
+    if layered:
+        strict()
+    world, cidr, _ = route_world(ec2)
+    table_id = world.route_tables[0]
+    ec2.replace_route(RouteTableId=table_id, DestinationCidrBlock=cidr, InstanceId=world.primary)
+    route = route_of(ec2, table_id, cidr)
+    assert route["InstanceId"] == world.primary
+    shown = eth0_of(ec2, world.primary) if layered else None
+    assert route.get("NetworkInterfaceId") == shown
+
+
 # ---- the source/destination check -------------------------------------------------------------
 
 
@@ -285,5 +301,5 @@ def test_replace_route_has_its_own_token_bucket(strict: Make, ec2: Any) -> None:
         DryRun=True,
     )
     assert attach[0] == "DryRunOperation"
-    clock.now += 0.2  # one token back
+    clock.advance(0.2)  # one token back
     assert [dry_replace() for _ in range(2)] == ["DryRunOperation", "RequestLimitExceeded"]
