@@ -7,6 +7,7 @@ from dataclasses import replace
 import pytest
 
 from failover.config import Group, Member, Policy
+from failover.core.decide import Facts, decide
 from failover.core.model import (
     Address,
     GroupView,
@@ -25,6 +26,7 @@ from failover.core.planner import (
     step_done,
     validation_problems,
 )
+from failover.core.ports import MemberHealth
 
 A, B, C = "i-0aaaaaaaaaaaaaaaa", "i-0bbbbbbbbbbbbbbbb", "i-0cccccccccccccccc"
 T1, T2 = "rtb-0111111111111111a", "rtb-0222222222222222b"
@@ -84,6 +86,17 @@ def test_tables_that_disagree_are_a_half_done_move_with_no_active_member() -> No
     """Rule: tables pointing at different members are a half-done move: nobody owns the address."""
     split = view(tables=(table(T1, B), table(T2, A)))
     assert split.active is None
+
+
+def test_a_half_done_move_is_finished_at_once_toward_the_best_healthy_member() -> None:
+    """Rule: tables that disagree are decided like an unowned resource, and said as they are."""
+    split = view(tables=(table(T1, B), table(T2, A)))
+    health = {i: MemberHealth(i, healthy=True, successes=2) for i in (A, B, C)}
+    decision = decide(split, route_group(), health, Facts(now=0.0))
+    assert (decision.action, decision.target) == ("move", A)
+    assert decision.reason.startswith(
+        f"{CIDR} is routed to {A}, {B} by different tables (a half-done move); moving it to {A}"
+    )
 
 
 def test_a_route_to_a_non_member_eni_names_that_eni() -> None:
