@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 HOOK = ROOT / "deploy" / "hooks" / "overlay-ip"
 CIDR = "198.18.0.10/32"
 
-_FAKE_IP = '''
+_FAKE_IP = """
 import json, os, sys
 state_path = os.environ["FAKE_HOST"]
 state = json.load(open(state_path))
@@ -49,7 +49,7 @@ if args[:2] == ["addr", "add"] and args[3:4] == ["dev"] and args[4] in addrs:
     sys.exit(0)
 print(f"ip: the fake host does not know `ip {' '.join(args)}`", file=sys.stderr)
 sys.exit(255)
-'''
+"""
 
 
 class FakeHost:
