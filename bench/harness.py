@@ -329,6 +329,8 @@ def group_doc(
     eni: str | None = None,
     ip: str | None = None,
     eip: str | None = None,
+    cidr: str | None = None,
+    route_tables: Sequence[str] = (),
 ) -> dict[str, Any]:
     """One group's config: members as (instance_id, probe address or None), in preference order."""
     doc: dict[str, Any] = {
@@ -341,6 +343,8 @@ def group_doc(
         doc.update(eni=eni, device_index=1)
     elif mode == "secondary-ip":
         doc.update(ip=ip, **({"eip": eip} if eip else {}))
+    elif mode == "route":
+        doc.update(cidr=cidr, route_tables=list(route_tables))
     else:
         doc.update(eip=eip)
     return doc

@@ -134,11 +134,16 @@ def test_example_groups_overlay_their_keys_on_defaults() -> None:
     assert (edge.policy.fall, edge.policy.max_moves_per_hour) == (2, 2)
     assert edge.policy.rise == 2  # inherited
 
+    sap = settings_.group("sap")
+    assert (sap.mode, sap.cidr, sap.resource) == (Mode.ROUTE, "192.168.100.10/32", sap.cidr)
+    assert sap.route_tables == ("rtb-0aaaaaaaaaaaaaaaa", "rtb-0bbbbbbbbbbbbbbbb")
+    assert sap.after_move is not None
+
 
 def test_settings_group_lookup_names_known_groups() -> None:
     settings_ = load(EXAMPLE)
     with pytest.raises(
-        ConfigError, match=r"no group named 'nope' .*\(groups: db, web, api, edge\)"
+        ConfigError, match=r"no group named 'nope' .*\(groups: db, web, api, edge, sap\)"
     ):
         settings_.group("nope")
 
@@ -235,6 +240,16 @@ def _then(*mutations: Mutation) -> Mutation:
 def _secondary_ip(**extra: object) -> Mutation:
     group = {"name": "web", "mode": "secondary-ip", "members": [I_A, I_C], **extra}
     return _set("groups.1", group)
+
+
+RTB, CIDR = "rtb-0123456789abcdef0", "192.0.2.10/32"
+
+
+def _route(**extra: object) -> Mutation:
+    group = {"name": "sap", "mode": "route", "members": [I_A, I_C], "cidr": CIDR}
+    group["route_tables"] = [RTB]
+    group.update(extra)
+    return _set("groups.1", {k: v for k, v in group.items() if v is not None})
 
 
 # (id, mutation of _valid(), where the message must point, what it must say)
@@ -355,7 +370,31 @@ BAD: list[tuple[str, Mutation, str, str]] = [
         "groups[1].ip: ",
         "not allowed in mode eip",
     ),
-    ("unknown-mode", _set("groups.0.mode", "route"), "groups[0].mode: ", "'eni', 'secondary-ip'"),
+    ("unknown-mode", _set("groups.0.mode", "ring"), "groups[0].mode: ", "'eni', 'secondary-ip'"),
+    ("route-without-cidr", _route(cidr=None), "groups[1].cidr: ", "required in mode route"),
+    (
+        "route-without-tables",
+        _route(route_tables=[]),
+        "groups[1].route_tables: ",
+        "required in mode route",
+    ),
+    (
+        "route-cidr-without-prefix",
+        _route(cidr="192.0.2.10"),
+        "groups[1].cidr: ",
+        "not a CIDR: write address/prefix",
+    ),
+    ("route-cidr-host-bits", _route(cidr="192.0.2.10/24"), "groups[1].cidr: ", "host bits set"),
+    ("route-cidr-ipv6", _route(cidr="fd00::1/128"), "groups[1].cidr: ", "not an IPv4 CIDR"),
+    (
+        "route-table-id",
+        _route(route_tables=["rtb-nope"]),
+        "groups[1].route_tables[0]: ",
+        "not the expected form",
+    ),
+    ("route-table-twice", _route(route_tables=[RTB, RTB]), "groups[1].route_tables: ", "twice"),
+    ("route-with-eip", _route(eip=ALLOC), "groups[1].eip: ", "not allowed in mode route"),
+    ("eip-with-cidr", _set("groups.1.cidr", CIDR), "groups[1].cidr: ", "only mode route"),
     (
         "duration-unknown-unit",
         _set("defaults.interval", "5x"),

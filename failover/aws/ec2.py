@@ -13,9 +13,18 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from failover.aws import ec2_routes
 from failover.aws.errors import PERMISSION_CODES, error_code, translate
 from failover.aws.pacing import Pacer
-from failover.core.model import Address, Attachment, Eni, GroupView, Instance, Interface, Mode
+from failover.core.model import (
+    Address,
+    Attachment,
+    Eni,
+    GroupView,
+    Instance,
+    Interface,
+    Mode,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
@@ -190,6 +199,7 @@ class Ec2Cloud:
             members = {i: replace(m, status_ok=status[i][1]) for i, m in members.items()}
         enis = self.describe_enis([g.eni for g in groups if g.mode is Mode.ENI and g.eni])
         addresses = self.describe_addresses([g.eip for g in groups if g.eip])
+        tables = ec2_routes.describe_tables(self._ec2, [t for g in groups for t in g.route_tables])
         at = self._clock() if self._clock else 0.0
         return {
             g.name: GroupView(
@@ -200,6 +210,7 @@ class Ec2Cloud:
                 ip=g.ip,
                 address=addresses.get(g.eip) if g.eip else None,
                 observed_at=at,
+                route_tables=ec2_routes.group_tables(g, tables),
             )
             for g in groups
         }
@@ -210,6 +221,9 @@ class Ec2Cloud:
             return replace(view, eni=self.describe_enis([group.eni]).get(group.eni))
         if group.eip:
             return replace(view, address=self.describe_addresses([group.eip]).get(group.eip))
+        if group.route_tables:
+            tables = ec2_routes.describe_tables(self._ec2, group.route_tables)
+            return replace(view, route_tables=ec2_routes.group_tables(group, tables))
         return self.observe(group)
 
     def observe(self, group: Group, *, with_status: bool = False) -> GroupView:
@@ -261,6 +275,10 @@ class Ec2Cloud:
             PrivateIpAddresses=[ip],
             AllowReassignment=True,
         )
+
+    def replace_route(self, table_id: str, cidr: str, eni_id: str) -> None:
+        """ReplaceRoute of the overlay CIDR in one table to an ENI."""
+        ec2_routes.replace_route(self._ec2, table_id, cidr, eni_id)
 
     def associate_address(self, allocation_id: str, eni_id: str, private_ip: str) -> None:
         """AssociateAddress with AllowReassociation sent explicitly: the EIP moves in one call."""
@@ -341,6 +359,7 @@ def _instance(raw: Mapping[str, Any]) -> Instance:
             private_ips=tuple(
                 str(p["PrivateIpAddress"]) for p in nic.get("PrivateIpAddresses", [])
             ),
+            source_dest_check=nic.get("SourceDestCheck"),
         )
         for nic in raw.get("NetworkInterfaces", [])
     )
@@ -350,6 +369,7 @@ def _instance(raw: Mapping[str, Any]) -> Instance:
         az=str(raw.get("Placement", {}).get("AvailabilityZone", "")),
         private_ip=raw.get("PrivateIpAddress"),
         interfaces=interfaces,
+        vpc_id=str(raw.get("VpcId", "")),
     )
 
 

@@ -20,6 +20,8 @@ from typing import Any
 BUCKET_SIZES: dict[str, tuple[float, float]] = {
     "mutating": (50.0, 5.0),
     "private-ip": (100.0, 5.0),
+    # EC2 meters each API in its own bucket; ReplaceRoute's is a Mutating action's size.
+    "replace-route": (50.0, 5.0),
     "describe": (100.0, 20.0),
     "unfiltered-describe": (50.0, 10.0),
 }
@@ -54,6 +56,8 @@ def bucket_for(action: str, params: Mapping[str, Any]) -> str | None:
         return "mutating"
     if action in PRIVATE_IP_ACTIONS:
         return "private-ip"
+    if action == "ReplaceRoute":
+        return "replace-route"
     if not action.startswith("Describe"):
         return None
     ids_key = _UNFILTERED_CAPABLE.get(action)

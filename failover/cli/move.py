@@ -18,6 +18,7 @@ from failover.core.errors import (
     RefusedError,
 )
 from failover.core.model import Step
+from failover.core.planner import refusals
 from failover.core.ports import StepRecord, Store
 from failover.wiring import lease_refusal, leased, wired
 
@@ -84,8 +85,12 @@ def move(
         view = w.cloud.observe(group, with_status=True)
         chosen = target or manual_target(view, group, health)
         if chosen is None:
+            why = "; ".join(refusals(view, group))
             raise RefusedError(
-                group.name, group.resource, "no other member is healthy, running and in the AZ"
+                group.name,
+                group.resource,
+                "no other member is healthy, running and able to take it"
+                + (f" ({why})" if why else ""),
             )
         _, plan = w.engine.preview(group, chosen)
         if not plan.steps:

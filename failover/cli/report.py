@@ -79,7 +79,7 @@ def status_json(
                 "az": member.az,
             }
         )
-    return {
+    shown: dict[str, Any] = {
         "name": view.group,
         "mode": str(view.mode),
         "resource": resource,
@@ -88,6 +88,17 @@ def status_json(
         "members": members,
         "last_failover": move_json(last) if last else None,
     }
+    if view.route_tables:
+        # Which member each table routes the overlay to: tables that disagree are a half-done move.
+        shown["routes"] = [
+            {
+                "table": t.table_id,
+                "to": view.route_owner(t),
+                "state": t.route.state if t.route else ("no route" if t.exists else "missing"),
+            }
+            for t in view.route_tables
+        ]
+    return shown
 
 
 def status_text(groups: Sequence[Mapping[str, Any]]) -> str:
@@ -100,7 +111,13 @@ def status_text(groups: Sequence[Mapping[str, Any]]) -> str:
         for m in g["members"]:
             mark = {True: "healthy", False: "DOWN", None: "unknown"}[m["healthy"]]
             star = "*" if m["instance"] == g["active"] else " "
-            lines.append(f"  {star} {m['instance']:<21} {mark:<8} {m['reason']}")
+            lines.append(
+                f"  {star} {m['instance']:<21} {m['az'] or '-':<15} {mark:<8} {m['reason']}"
+            )
+        for route in g.get("routes", []):
+            lines.append(
+                f"    route in {route['table']}: to {route['to'] or '-'} ({route['state']})"
+            )
         last = g["last_failover"]
         if last:
             lines.append(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +108,19 @@ def _permissions(cloud: Ec2Cloud, group: Group, view: Any) -> list[Permission]:
                 AllowReassignment=True,
             )
         )
+    checks += [
+        # One DryRun per table: a tag-scoped policy may allow one table and not another.
+        replace(
+            cloud.check_permission(
+                "ReplaceRoute",
+                RouteTableId=table_id,
+                DestinationCidrBlock=group.cidr,
+                NetworkInterfaceId=standby_eni,
+            ),
+            action=f"ReplaceRoute in {table_id}",
+        )
+        for table_id in group.route_tables
+    ]
     if group.eip:
         private_ip = group.ip or (standby.private_ip if standby else None) or "10.0.0.1"
         checks.append(

@@ -6,10 +6,11 @@ after_move), so both speak the same types and report problems the same way.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Sequence
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from failover.core.durations import parse_duration
 
@@ -17,12 +18,31 @@ Duration = Annotated[float, BeforeValidator(parse_duration)]
 InstanceId = Annotated[str, Field(pattern=r"^i-(?:[0-9a-f]{8}|[0-9a-f]{17})$")]
 EniId = Annotated[str, Field(pattern=r"^eni-(?:[0-9a-f]{8}|[0-9a-f]{17})$")]
 AllocationId = Annotated[str, Field(pattern=r"^eipalloc-(?:[0-9a-f]{8}|[0-9a-f]{17})$")]
+RouteTableId = Annotated[str, Field(pattern=r"^rtb-(?:[0-9a-f]{8}|[0-9a-f]{17})$")]
 GroupName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
 # strict: YAML reads `yes` as True and pydantic would otherwise take it for 1.
 Port = Annotated[int, Field(ge=1, le=65535, strict=True)]
 Count = Annotated[int, Field(ge=1, le=100, strict=True)]
 MovesPerHour = Annotated[int, Field(ge=1, le=1000, strict=True)]
 Failback = Literal["manual", "auto"]
+
+
+def _ipv4_cidr(value: str) -> str:
+    """An IPv4 CIDR as EC2 writes it in DescribeRouteTables (`address/prefix`, no host bits)."""
+    if "/" not in value:
+        raise ValueError(f"{value!r} is not a CIDR: write address/prefix, e.g. {value}/32")
+    try:
+        network = ipaddress.IPv4Network(value)
+    except ipaddress.NetmaskValueError:
+        raise ValueError(f"{value!r} is not a CIDR: the prefix is not 0-32") from None
+    except ValueError as exc:
+        if "has host bits set" in str(exc):
+            raise ValueError(f"{value!r} is not a CIDR: it has host bits set") from None
+        raise ValueError(f"{value!r} is not an IPv4 CIDR") from None
+    return network.with_prefixlen
+
+
+Cidr = Annotated[str, AfterValidator(_ipv4_cidr)]
 
 
 class _Problems(ValueError):

@@ -64,6 +64,8 @@ def parse(data: object, source: str = "config.yaml") -> Settings:
                 ip=g.ip,
                 eip=g.eip,
                 after_move=g.after_move,
+                cidr=g.cidr,
+                route_tables=g.route_tables or (),
             )
         )
     if problems:

@@ -16,6 +16,7 @@ from pydantic import (
 
 from failover.config.base import (
     AllocationId,
+    Cidr,
     Count,
     Duration,
     EniId,
@@ -24,6 +25,7 @@ from failover.config.base import (
     InstanceId,
     MovesPerHour,
     Port,
+    RouteTableId,
     _Problems,
     _Strict,
 )
@@ -203,6 +205,8 @@ class _GroupFile(_Overrides):
     device_index: int | None = Field(default=None, strict=True)
     ip: str | None = None
     eip: AllocationId | None = None
+    cidr: Cidr | None = None
+    route_tables: tuple[RouteTableId, ...] | None = None
     members: tuple[Annotated[Member, BeforeValidator(_member_shorthand)], ...]
     checks: tuple[Check, ...] = (Ec2Check(type="ec2"),)
     after_move: AfterMove | None = None
@@ -251,7 +255,20 @@ class _GroupFile(_Overrides):
                 for key in ("ip", "eip")
                 if getattr(self, key) is not None
             )
+        if self.mode is Mode.ROUTE:
+            problems.extend(_route_problems(self.cidr, self.route_tables))
+            problems.extend(
+                (key, "not allowed in mode route (it moves a route, not an address)")
+                for key in ("ip", "eip")
+                if getattr(self, key) is not None
+            )
         else:
+            problems.extend(
+                (key, f"not allowed in mode {mode} (only mode route moves a route)")
+                for key in ("cidr", "route_tables")
+                if getattr(self, key) is not None
+            )
+        if self.mode is not Mode.ENI:
             problems.extend(
                 (key, f"not allowed in mode {mode} (only mode eni moves an ENI)")
                 for key in ("eni", "device_index")
@@ -275,9 +292,20 @@ class _GroupFile(_Overrides):
         """(key, id) of every floating resource this group claims."""
         return tuple(
             (key, value)
-            for key in ("eni", "ip", "eip")
+            for key in ("eni", "ip", "eip", "cidr")
             if (value := getattr(self, key)) is not None
         )
+
+
+def _route_problems(cidr: str | None, tables: tuple[str, ...] | None) -> list[tuple[str, str]]:
+    problems = []
+    if cidr is None:
+        problems.append(("cidr", "required in mode route (the overlay address, e.g. x.y.z.w/32)"))
+    if not tables:
+        problems.append(("route_tables", "required in mode route: one or more rtb- ids"))
+    elif len(set(tables)) != len(tables):
+        problems.append(("route_tables", "a table is listed twice"))
+    return problems
 
 
 class _ConfigFile(_Strict):
@@ -335,11 +363,13 @@ class Group:
     ip: str | None = None
     eip: str | None = None
     after_move: AfterMove | None = None
+    cidr: str | None = None
+    route_tables: tuple[str, ...] = ()
 
     @property
     def resource(self) -> str:
-        """The floating resource's id, as the operator wrote it."""
-        return self.eni or self.ip or self.eip or ""
+        """The floating resource's id, as the operator wrote it (a route group's: its CIDR)."""
+        return self.eni or self.ip or self.eip or self.cidr or ""
 
     @property
     def instance_ids(self) -> tuple[str, ...]:

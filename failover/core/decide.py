@@ -117,13 +117,12 @@ def decide(
             return Decision(
                 "suspect", "every member of every group failed: suspecting our own network"
             )
+        nobody = _owned_by_nobody(view, group)
         if not healthy:
-            return Decision(
-                "degraded", f"{group.resource} is owned by nobody and no member is healthy"
-            )
+            return Decision("degraded", f"{nobody} and no member is healthy")
         return Decision(
             "move",
-            f"{group.resource} is owned by nobody; moving it to {_why(healthy[0], health, view)}",
+            f"{nobody}; moving it to {_why(healthy[0], health, view)}",
             healthy[0],
             source_failed=True,
         )
@@ -138,7 +137,9 @@ def decide(
             )
         # Nowhere to go outranks "not now": a cooldown must not hide a group that is down.
         if not healthy:
-            return Decision("degraded", f"{down}; no standby is healthy, running and in the AZ")
+            return Decision(
+                "degraded", f"{down}; no standby is healthy, running and able to take it"
+            )
         if (since := _since_last_move(facts)) is not None and since < policy.cooldown_s:
             return Decision(
                 "cooldown",
@@ -173,6 +174,17 @@ def decide(
                     preferred,
                 )
     return Decision("stay", f"active {active} is {_health_text(active_health, policy)}")
+
+
+def _owned_by_nobody(view: GroupView, group: Group) -> str:
+    """What AWS shows when no member owns the resource, in words that are true of it."""
+    routed = {view.route_owner(t) for t in view.route_tables if t.route is not None} - {None}
+    if len(routed) > 1:
+        return (
+            f"{group.resource} is routed to {', '.join(sorted(str(o) for o in routed))} by "
+            "different tables (a half-done move)"
+        )
+    return f"{group.resource} is owned by nobody"
 
 
 def network_suspect(results: Sequence[bool]) -> bool:

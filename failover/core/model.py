@@ -15,6 +15,7 @@ class Mode(StrEnum):
     ENI = "eni"
     SECONDARY_IP = "secondary-ip"
     EIP = "eip"
+    ROUTE = "route"
 
 
 # Instance states from which AWS accepts an attach (hot: running, warm: stopped).
@@ -41,6 +42,7 @@ class Interface:
     eni_id: str
     device_index: int
     private_ips: tuple[str, ...] = ()
+    source_dest_check: bool | None = None  # None: EC2 did not report it
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ class Instance:
     private_ip: str | None = None
     interfaces: tuple[Interface, ...] = ()
     status_ok: bool | None = None  # EC2 system and instance status checks; None: not reported
+    vpc_id: str = ""
 
     @property
     def exists(self) -> bool:
@@ -62,6 +65,11 @@ class Instance:
     def primary_eni_id(self) -> str | None:
         """The ENI at device index 0 (eth0), which carries secondary IPs and EIPs in those modes."""
         return next((i.eni_id for i in self.interfaces if i.device_index == 0), None)
+
+    @property
+    def source_dest_check(self) -> bool | None:
+        """eth0's source/destination check (the instance's own); None when EC2 did not say."""
+        return next((i.source_dest_check for i in self.interfaces if i.device_index == 0), None)
 
     def eni_at(self, device_index: int) -> str | None:
         """The ENI attached at `device_index`, or None when the index is free."""
@@ -106,6 +114,25 @@ class Address:
 
 
 @dataclass(frozen=True)
+class Route:
+    """A route table's route for a group's overlay CIDR: the ENI it targets and its State."""
+
+    eni_id: str | None  # None: it targets something else (a gateway, an instance id)
+    state: str  # active | blackhole
+
+
+@dataclass(frozen=True)
+class RouteTable:
+    """One listed route table as DescribeRouteTables reports it; `exists` False when EC2 does not know it."""
+
+    table_id: str
+    exists: bool = True
+    vpc_id: str = ""
+    local_cidrs: tuple[str, ...] = ()  # its `local` routes: the VPC's CIDR blocks
+    route: Route | None = None  # None: no route for the group's CIDR
+
+
+@dataclass(frozen=True)
 class GroupView:
     """Everything AWS says about one group right now; members in preference order.
 
@@ -120,6 +147,7 @@ class GroupView:
     ip: str | None = None
     address: Address | None = None
     observed_at: float = 0.0
+    route_tables: tuple[RouteTable, ...] = ()
 
     @property
     def ip_holders(self) -> tuple[tuple[str, str], ...]:
@@ -135,6 +163,22 @@ class GroupView:
     def member(self, instance_id: str) -> Instance | None:
         return next((m for m in self.members if m.instance_id == instance_id), None)
 
+    def route_owner(self, table: RouteTable) -> str | None:
+        """Who `table`'s overlay route sends to: the member whose eth0 it targets, else the ENI id.
+
+        None for a `blackhole` route to an ENI no member has (a terminated member's deleted
+        eth0): nobody receives the traffic.
+        """
+        route = table.route
+        if route is None or route.eni_id is None:
+            return None
+        owner = next(
+            (m.instance_id for m in self.members if m.primary_eni_id == route.eni_id), None
+        )
+        if owner is None and route.state == "blackhole":
+            return None
+        return owner or route.eni_id
+
     @property
     def active(self) -> str | None:
         """The member that owns the resource according to AWS, or None when nobody does."""
@@ -149,6 +193,10 @@ class GroupView:
         if self.mode == Mode.SECONDARY_IP:
             owners = {instance for _, instance in self.ip_holders}
             return owners.pop() if len(owners) == 1 else None
+        if self.mode == Mode.ROUTE:
+            # Tables that disagree are a half-done move: nobody owns the overlay address.
+            routed = {self.route_owner(t) for t in self.route_tables if t.route is not None}
+            return routed.pop() if len(routed) == 1 else None
         return self.address.instance_id if self.address else None
 
 
@@ -164,10 +212,18 @@ class StepKind(StrEnum):
     WAIT_EIP_FOLLOWS = "wait-eip-follows"
     ASSOCIATE_EIP = "associate-eip"
     WAIT_EIP = "wait-eip"
+    REPLACE_ROUTE = "replace-route"
+    WAIT_ROUTES = "wait-routes"
 
 
 MUTATING_STEPS = frozenset(
-    {StepKind.DETACH, StepKind.ATTACH, StepKind.ASSIGN_IP, StepKind.ASSOCIATE_EIP}
+    {
+        StepKind.DETACH,
+        StepKind.ATTACH,
+        StepKind.ASSIGN_IP,
+        StepKind.ASSOCIATE_EIP,
+        StepKind.REPLACE_ROUTE,
+    }
 )
 
 
@@ -193,6 +249,8 @@ class Step:
             StepKind.WAIT_EIP_FOLLOWS: f"wait briefly for Elastic IP {self.resource} to follow",
             StepKind.ASSOCIATE_EIP: f"associate {self.resource} with {self.target} (AllowReassociation)",
             StepKind.WAIT_EIP: f"wait until {self.resource} is on {self.target}",
+            StepKind.REPLACE_ROUTE: f"route the overlay CIDR in {self.resource} to {self.target}'s eth0 (ReplaceRoute)",
+            StepKind.WAIT_ROUTES: f"wait until every table routes {self.resource} to {self.target}, active",
         }
         return texts[self.kind]
 

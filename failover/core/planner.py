@@ -20,9 +20,20 @@ from failover.core.model import (
     Step,
     StepKind,
 )
+from failover.core.routes import (
+    member_problem,
+    route_step_done,
+    route_steps,
+    route_violation,
+    table_problems,
+)
 
 if TYPE_CHECKING:
     from failover.config import Group
+
+
+# Modes whose resource belongs to one AZ (an ENI, a subnet's IP); eip and route groups span AZs.
+ONE_AZ_MODES = frozenset({Mode.ENI, Mode.SECONDARY_IP})
 
 
 def group_az(view: GroupView) -> str | None:
@@ -50,13 +61,15 @@ def rule_violation(view: GroupView, group: Group, target_id: str) -> str | None:
         return f"target {target_id} is {target.state}: AWS cannot attach to it"
     if target.state not in ATTACHABLE_STATES:
         return f"target {target_id} is {target.state}"
-    az = group_az(view)
+    az = group_az(view) if view.mode in ONE_AZ_MODES else None
     if az and target.az != az:
         return (
             f"target {target_id} is in {target.az}, the group's resource is in {az} (same AZ only)"
         )
     if view.mode == Mode.ENI:
         return _eni_violation(view, group, target)
+    if view.mode == Mode.ROUTE:
+        return route_violation(view, group, target)
     if target.primary_eni_id is None:
         return f"target {target_id} has no primary network interface"
     return None
@@ -87,6 +100,19 @@ def candidates(view: GroupView, group: Group, exclude: frozenset[str] = frozense
         and m.state == "running"
         and rule_violation(view, group, m.instance_id) is None
     ]
+
+
+def refusals(view: GroupView, group: Group) -> list[str]:
+    """Why each other member cannot take the resource now (not running, or an AWS rule)."""
+    reasons = []
+    for m in view.members:
+        if m.instance_id == view.active:
+            continue
+        if m.state != "running":
+            reasons.append(f"{m.instance_id} is {m.state}")
+        elif (violation := rule_violation(view, group, m.instance_id)) is not None:
+            reasons.append(f"{m.instance_id}: {violation}")
+    return reasons
 
 
 def expected_eip_target(view: GroupView, group: Group, target_id: str) -> tuple[str, str] | None:
@@ -123,6 +149,8 @@ def step_done(step: Step, view: GroupView, group: Group) -> bool:
             )
         case StepKind.WAIT_IP:
             return len(view.ip_holders) == 1 and view.ip_holders[0][1] == step.target
+        case StepKind.REPLACE_ROUTE | StepKind.WAIT_ROUTES:
+            return route_step_done(step, view)
         case StepKind.WAIT_EIP_FOLLOWS | StepKind.ASSOCIATE_EIP | StepKind.WAIT_EIP:
             want = expected_eip_target(view, group, step.target)
             address = view.address
@@ -166,6 +194,8 @@ def plan_move(view: GroupView, group: Group, target_id: str) -> Plan:
                 Step(StepKind.ASSOCIATE_EIP, group.eip, target_id, source=source),
                 Step(StepKind.WAIT_EIP, group.eip, target_id, source=source),
             ]
+    elif view.mode == Mode.ROUTE:
+        steps = route_steps(view, group, target_id, source)
     else:
         assert group.eip is not None
         steps = [
@@ -188,7 +218,7 @@ def validation_problems(view: GroupView, group: Group) -> list[str]:
                 f"instance {member.instance_id} is {member.state}: it can never take the resource; "
                 "replace it in the group's members"
             )
-    az = group_az(view)
+    az = group_az(view) if view.mode in ONE_AZ_MODES else None
     for member in view.members:
         if member.exists and az and member.az != az:
             problems.append(
@@ -218,6 +248,14 @@ def validation_problems(view: GroupView, group: Group) -> list[str]:
                 problems.append(
                     f"device index {group.device_index} on standby {member.instance_id} is taken by {taken_by}"
                 )
+    if view.mode == Mode.ROUTE:
+        problems += [
+            problem
+            for member in view.members
+            if member.exists and member.state not in DEAD_STATES
+            if (problem := member_problem(member)) is not None
+        ]
+        problems += table_problems(view, group)
     if view.mode == Mode.SECONDARY_IP and not view.ip_holders:
         problems.append(f"{group.ip} is not assigned to any member's network interface")
     if group.eip and view.address is None:

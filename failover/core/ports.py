@@ -197,5 +197,8 @@ class Cloud(Protocol):
     def associate_address(self, allocation_id: str, eni_id: str, private_ip: str) -> None:
         """AssociateAddress with AllowReassociation=True."""
 
+    def replace_route(self, table_id: str, cidr: str, eni_id: str) -> None:
+        """ReplaceRoute of `cidr` in one route table to an ENI."""
+
     def caller_identity(self) -> str:
         """The ARN of whoever the credentials belong to (STS GetCallerIdentity)."""

@@ -12,8 +12,10 @@ from moto.core.responses import BaseResponse
 from moto.ec2.models.elastic_ip_addresses import ElasticAddress
 from moto.ec2.models.elastic_network_interfaces import Attachment, NetworkInterface
 from moto.ec2.models.instances import Instance
+from moto.ec2.models.route_tables import Route
 
 from ._eips import eip_private_ip
+from ._routes import route_eni_id, route_state
 from ._rules import Ec2Rules
 
 
@@ -134,6 +136,8 @@ _PATCHES: dict[tuple[type, str], Any] = {
     (ElasticAddress, "get_filter_value"): _eip_filter_value,
     (Instance, "system_status"): property(_system_status),
     (Instance, "instance_status"): property(_instance_status),
+    (Route, "state"): property(route_state),
+    (Route, "network_interface_id"): property(route_eni_id),
 }
 
 

@@ -25,6 +25,7 @@ from moto.ec2.exceptions import (
 from moto.ec2.models.instance_types import INSTANCE_TYPES
 
 from ._eips import DEAD_STATES, ElasticIpRules, error, ips_of
+from ._routes import RouteRules
 
 # Used only when moto's instance type data has no MaximumNetworkInterfaces for the type.
 _FALLBACK_MAX_ENIS = {"t3.nano": 2, "t3.micro": 2, "t2.nano": 2, "t2.micro": 2}
@@ -65,7 +66,7 @@ class _PendingFollow:
     deadline: float
 
 
-class Ec2Rules(ElasticIpRules):
+class Ec2Rules(ElasticIpRules, RouteRules):
     """EC2's rules, checked before moto acts, and the state moto does not model, fixed after."""
 
     def __init__(
@@ -100,12 +101,14 @@ class Ec2Rules(ElasticIpRules):
             "DeleteNetworkInterface": self._delete_eni,
             "DescribeInstanceStatus": self._status_ids,
             "RunInstances": self._launching,
+            "ReplaceRoute": self._replace_route,
         }
         self._after: dict[str, _Handler] = {
             "AttachNetworkInterface": self._attached,
             "ModifyNetworkInterfaceAttribute": self._modify_apply,
             "RunInstances": self._launched,
             "TerminateInstances": self._terminated,
+            "ModifyInstanceAttribute": self._instance_source_dest_check,
         }
         # RunInstances: the instances that existed before the call.
         self._known_instances: set[str] = set()
@@ -240,6 +243,7 @@ class Ec2Rules(ElasticIpRules):
             raise InvalidNetworkAttachmentIdError(attachment_id)
 
     def _modify_apply(self, backend: Any, params: dict[str, Any], now: float) -> None:
+        self.sync_source_dest_check(backend, params)
         attachment = params.get("Attachment")
         if attachment and "DeleteOnTermination" in attachment:
             eni = backend.get_network_interface(params.get("NetworkInterfaceId"))

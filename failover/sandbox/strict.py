@@ -132,6 +132,7 @@ class StrictLayer:
         self._fault_rate = 0.0
         self._fault_codes: tuple[str, ...] = ()
         self._denied: set[str] = set()
+        self._lost_replies: dict[str, int] = {}
         self._buckets: dict[str, TokenBucket] = new_buckets(clock())
 
     # ---- life cycle --------------------------------------------------------------------
@@ -193,6 +194,14 @@ class StrictLayer:
         with _EC2_LOCK:
             self._fault_rate = rate
             self._fault_codes = tuple(codes)
+
+    def lose_replies(self, action: str, count: int = 1) -> None:
+        """The next `count` successful calls of `action` are applied, then answered InternalError.
+
+        A reply lost after AWS acted: botocore retries the call, and the retry meets the new state.
+        """
+        with _EC2_LOCK:
+            self._lost_replies[action] = self._lost_replies.get(action, 0) + count
 
     def deny(self, *actions: str) -> None:
         """Answer these EC2 actions with UnauthorizedOperation, with or without DryRun."""
@@ -274,6 +283,9 @@ class StrictLayer:
             if int(result[0]) < 300:
                 self.rules.after(backend, action, params, now)
                 self.rules.advance(now)
+                if self._lost_replies.get(action, 0) > 0:
+                    self._lost_replies[action] -= 1
+                    raise _Answer(error("InternalError", _MESSAGE_OF["InternalError"]), 500)
             return result
         except _Answer as answer:
             return self._fail(response, answer.exc, answer.status)

@@ -7,12 +7,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-MODES = ("eni", "secondary-ip", "eip")
+MODES = ("eni", "secondary-ip", "eip", "route")
 # Any id works: moto validates AMIs only under MOTO_ENABLE_AMI_VALIDATION.
 _AMI = "ami-12c6146b"
 _VPC_CIDR = "10.0.0.0/16"
 _SUBNET_A = "10.0.0.0/18"
 _SUBNET_B = "10.0.64.0/18"
+# Overlay addresses of `route` groups: outside the VPC, from the benchmarking range (RFC 2544),
+# which is never routed on the internet; nothing is ever sent to them.
+_OVERLAY = "198.18.0.0/15"
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,8 @@ class World:
     ip: str | None
     allocation_id: str | None
     public_ip: str | None
+    cidr: str | None = None
+    route_tables: tuple[str, ...] = ()
 
 
 @dataclass
@@ -45,6 +50,7 @@ class _Network:
     # moto hands instances IPs from the bottom of the subnet and picks unasked ENI IPs at
     # random, so floating IPs are chosen here, from the top half, and never collide.
     free_ips: Iterator[str]
+    overlay_ips: Iterator[str]
 
 
 def _network(ec2: Any, region: str) -> _Network:
@@ -65,6 +71,7 @@ def _network(ec2: Any, region: str) -> _Network:
         subnet_b=subnet_b["Subnet"]["SubnetId"],
         sg_id=sg_id,
         free_ips=top_half,
+        overlay_ips=(f"{ip}/32" for ip in ipaddress.ip_network(_OVERLAY).hosts()),
     )
 
 
@@ -100,17 +107,27 @@ def _build(
     standbys: int,
     other_az_member: bool,
     instance_type: str,
+    cross_az: bool = False,
+    route_tables: int = 2,
 ) -> World:
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
-    members = _launch(ec2, net, net.subnet_a, 1 + standbys, group, instance_type)
+    if cross_az and standbys:
+        members = _launch(ec2, net, net.subnet_a, 1, group, instance_type)
+        members += _launch(ec2, net, net.subnet_b, standbys, group, instance_type)
+    else:
+        members = _launch(ec2, net, net.subnet_a, 1 + standbys, group, instance_type)
     other_az = None
     if other_az_member:
         other_az = _launch(ec2, net, net.subnet_b, 1, group, instance_type)[0]["InstanceId"]
     primary = members[0]
-    eni_id = ip = allocation_id = public_ip = None
+    eni_id = ip = allocation_id = public_ip = cidr = None
+    tables: tuple[str, ...] = ()
     if mode == "eni":
         eni_id = _floating_eni(ec2, net, group, primary["InstanceId"])
+    elif mode == "route":
+        cidr = next(net.overlay_ips)
+        tables = _overlay_routes(ec2, net, group, cidr, members, route_tables)
     else:
         eth0 = _eth0(primary)
         ip = eth0["PrivateIpAddress"]
@@ -150,7 +167,34 @@ def _build(
         ip=ip,
         allocation_id=allocation_id,
         public_ip=public_ip,
+        cidr=cidr,
+        route_tables=tables,
     )
+
+
+def _overlay_routes(
+    ec2: Any, net: _Network, group: str, cidr: str, members: list[dict[str, Any]], count: int
+) -> tuple[str, ...]:
+    """`count` route tables routing `cidr` to the primary's eth0; every member forwards.
+
+    A member can only answer for an overlay address routed to it with its source/destination
+    check off (AWS drops the packets otherwise).
+    """
+    for member in members:
+        ec2.modify_network_interface_attribute(
+            NetworkInterfaceId=_eth0(member)["NetworkInterfaceId"], SourceDestCheck={"Value": False}
+        )
+    tags = [{"ResourceType": "route-table", "Tags": [{"Key": "failover:group", "Value": group}]}]
+    tables = []
+    for _ in range(count):
+        table = ec2.create_route_table(VpcId=net.vpc_id, TagSpecifications=tags)["RouteTable"]
+        ec2.create_route(
+            RouteTableId=table["RouteTableId"],
+            DestinationCidrBlock=cidr,
+            NetworkInterfaceId=_eth0(members[0])["NetworkInterfaceId"],
+        )
+        tables.append(str(table["RouteTableId"]))
+    return tuple(tables)
 
 
 def _floating_eni(ec2: Any, net: _Network, group: str, primary_id: str) -> str:
@@ -189,8 +233,13 @@ def build_world(
     other_az_member: bool = False,
     instance_type: str = "t3.large",
     region: str = "us-east-1",
+    cross_az: bool = False,
+    route_tables: int = 2,
 ) -> World:
-    """A new VPC holding one group in `mode`: a primary holding the resource and its standbys."""
+    """A new VPC holding one group in `mode`: a primary holding the resource and its standbys.
+
+    `cross_az` puts the standbys in the second AZ; a `route` group gets `route_tables` tables.
+    """
     net = _network(ec2, region)
     return _build(
         ec2,
@@ -200,6 +249,8 @@ def build_world(
         standbys=standbys,
         other_az_member=other_az_member,
         instance_type=instance_type,
+        cross_az=cross_az,
+        route_tables=route_tables,
     )
 
 
@@ -212,6 +263,8 @@ def build_worlds(
     other_az_member: bool = False,
     instance_type: str = "t3.large",
     region: str = "us-east-1",
+    cross_az: bool = False,
+    route_tables: int = 2,
 ) -> list[World]:
     """`n` groups named g0..g{n-1} in one shared VPC: about four EC2 calls per group."""
     net = _network(ec2, region)
@@ -224,6 +277,8 @@ def build_worlds(
             standbys=standbys,
             other_az_member=other_az_member,
             instance_type=instance_type,
+            cross_az=cross_az,
+            route_tables=route_tables,
         )
         for i in range(n)
     ]

@@ -34,6 +34,7 @@ from failover.core.planner import (
     candidates,
     expected_eip_target,
     plan_move,
+    refusals,
     rule_violation,
     step_done,
 )
@@ -58,7 +59,13 @@ WAIT_POLL_S = 0.2
 FRESH_VIEW_S = 1.0
 # Waits whose outcome shows in the floating resource alone (not in the members' interfaces).
 _RESOURCE_WAITS = frozenset(
-    {StepKind.WAIT_DETACHED, StepKind.WAIT_ATTACHED, StepKind.WAIT_EIP_FOLLOWS, StepKind.WAIT_EIP}
+    {
+        StepKind.WAIT_DETACHED,
+        StepKind.WAIT_ATTACHED,
+        StepKind.WAIT_EIP_FOLLOWS,
+        StepKind.WAIT_EIP,
+        StepKind.WAIT_ROUTES,
+    }
 )
 
 
@@ -147,7 +154,7 @@ class Engine:
             raise RefusedError(
                 group.name,
                 group.resource,
-                "no other member is running in the group's AZ with the device index free",
+                "no other member can take it: " + "; ".join(refusals(view, group)),
             )
         return options[0]
 
@@ -498,15 +505,33 @@ class Engine:
             except PermissionDeniedError:
                 raise
             except PermanentCloudError as exc:
+                if step.kind is StepKind.REPLACE_ROUTE:
+                    return self._judge_route_refusal(group, step, exc)
                 if step.kind in (StepKind.ATTACH, StepKind.ASSIGN_IP, StepKind.ASSOCIATE_EIP):
                     raise _TargetRefused(step.target, f"{exc.code}: {exc.message}") from None
                 raise
 
         return converge.until(attempt, lambda _: True, clock=self.clock, deadline=deadline)
 
+    def _judge_route_refusal(
+        self, group: Group, step: Step, exc: PermanentCloudError
+    ) -> tuple[str, _Read]:
+        """ReplaceRoute takes no idempotency token: what the table shows now judges a refusal."""
+        read = self._observe(group)
+        if step_done(step, read.view, group):
+            return f"already true in AWS (after {exc.code})", read
+        if violation := rule_violation(read.view, group, step.target):
+            raise _TargetRefused(step.target, violation) from None
+        raise exc
+
     def _call(self, group: Group, step: Step, view: GroupView) -> str:
         target = view.member(step.target)
         assert target is not None
+        if step.kind is StepKind.REPLACE_ROUTE:
+            assert group.cidr is not None
+            assert target.primary_eni_id is not None
+            self.cloud.replace_route(step.resource, group.cidr, target.primary_eni_id)
+            return f"{group.cidr} -> {target.primary_eni_id}"
         if step.kind is StepKind.DETACH:
             assert view.eni is not None
             assert view.eni.attachment is not None

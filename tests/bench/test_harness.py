@@ -47,13 +47,25 @@ def test_a_monitored_eni_failover_is_timed_step_by_step_and_its_calls_counted() 
     assert run.move_aws_s + run.move_sleep_s <= run.move_wall_s
 
 
-@pytest.mark.parametrize(("mode", "mutating"), [("eip", 1), ("eni", 2)])
+@pytest.mark.parametrize(("mode", "mutating"), [("eip", 1), ("eni", 2), ("route", 2)])
 def test_quick_moves_count_mutating_calls_exactly(mode: str, mutating: int) -> None:
     moves = failover_time.quick_moves(mode, 2)
     assert [m.calls["mutating"] for m in moves] == [mutating, mutating]
     for m in moves:
         assert m.calls["read"] >= 2  # at least one observe: instances and the resource
         assert 0.0 < m.aws_s + m.sleep_s <= m.wall_s
+
+
+def test_a_monitored_route_failover_is_timed_against_detection_plus_its_calls() -> None:
+    """route: owned when the last of its two ReplaceRoutes is applied; the limit adds their time."""
+    (run,) = failover_time.run_mode("route", 1)
+    assert run.ok, run.error
+    assert (run.calls["mutating"], run.calls["mutating_ok"]) == (2, 2)
+    assert 0.0 < run.route_calls_s < run.to_owned_s - run.detection_s
+    summary = failover_time.summarize("route", [run], [])
+    window = failover_time.INTERVAL_S * failover_time.FALL
+    assert summary["limit_s"] == pytest.approx(window + run.route_calls_s)
+    assert summary["ratio_median"] == pytest.approx(run.to_owned_s / summary["limit_s"])
 
 
 def test_one_check_pass_over_ten_members_costs_one_read_per_describe() -> None:

@@ -54,6 +54,8 @@ class Sandbox:
             group.update(eni=world.eni_id, device_index=1)
         elif mode == "secondary-ip":
             group.update(ip=world.ip, eip=world.allocation_id)
+        elif mode == "route":
+            group.update(cidr=world.cidr, route_tables=list(world.route_tables))
         else:
             group.update(eip=world.allocation_id)
         group.update(extra)
@@ -89,6 +91,23 @@ class Sandbox:
     def eip_owner(self, allocation_id: str) -> str | None:
         reply = self.ec2.describe_addresses(AllocationIds=[allocation_id])
         return reply["Addresses"][0].get("InstanceId")
+
+    def eth0(self, instance_id: str) -> str:
+        """The id of an instance's primary network interface."""
+        reply = self.ec2.describe_instances(InstanceIds=[instance_id])
+        nics = reply["Reservations"][0]["Instances"][0]["NetworkInterfaces"]
+        return str(
+            next(n for n in nics if n["Attachment"]["DeviceIndex"] == 0)["NetworkInterfaceId"]
+        )
+
+    def routes(self, world: World) -> dict[str, tuple[str | None, str]]:
+        """Each of the world's route tables: (the ENI its overlay route targets, the route's State)."""
+        reply = self.ec2.describe_route_tables(RouteTableIds=list(world.route_tables))
+        out = {}
+        for table in reply["RouteTables"]:
+            route = next(r for r in table["Routes"] if r.get("DestinationCidrBlock") == world.cidr)
+            out[table["RouteTableId"]] = (route.get("NetworkInterfaceId"), route["State"])
+        return out
 
     def ip_holders(self, world: World) -> set[str]:
         reply = self.ec2.describe_instances(InstanceIds=list(members_of(world)))

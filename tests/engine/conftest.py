@@ -31,6 +31,8 @@ def group_config(world: World, mode: str, **policy: Any) -> dict[str, Any]:
         group.update(eni=world.eni_id, device_index=1)
     elif mode == "secondary-ip":
         group.update(ip=world.ip, eip=world.allocation_id)
+    elif mode == "route":
+        group.update(cidr=world.cidr, route_tables=list(world.route_tables))
     else:
         group.update(eip=world.allocation_id)
     return group

@@ -92,6 +92,7 @@ def test_every_retry_of_a_throttled_call_draws_a_token() -> None:
 def test_the_bucket_follows_the_call_and_its_parameters() -> None:
     assert bucket_for("AttachNetworkInterface", {}) == "mutating"
     assert bucket_for("AssignPrivateIpAddresses", {}) == "private-ip"
+    assert bucket_for("ReplaceRoute", {}) == "replace-route"  # EC2 meters it on its own
     assert bucket_for("DescribeInstances", {"InstanceIds": ["i-1"]}) == "describe"
     assert bucket_for("DescribeInstances", {}) == "unfiltered-describe"
     assert bucket_for("GetCallerIdentity", {}) is None

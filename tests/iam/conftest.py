@@ -152,6 +152,8 @@ def group_config(world: World, mode: str, *, eip: bool = True) -> dict[str, Any]
         group.update(eni=world.eni_id, device_index=1)
     elif mode == "secondary-ip":
         group.update(ip=world.ip, **({"eip": world.allocation_id} if eip else {}))
+    elif mode == "route":
+        group.update(cidr=world.cidr, route_tables=list(world.route_tables))
     else:
         group.update(eip=world.allocation_id)
     return group
@@ -220,6 +222,23 @@ class IamRig:
             for nic in i.get("NetworkInterfaces", [])
             if self.world.ip in {p["PrivateIpAddress"] for p in nic.get("PrivateIpAddresses", [])}
         }
+
+    def route_targets(self) -> set[str]:
+        """The ENIs the overlay route targets in the world's tables (one once a move is done)."""
+        reply = self.admin_ec2.describe_route_tables(RouteTableIds=list(self.world.route_tables))
+        return {
+            r["NetworkInterfaceId"]
+            for t in reply["RouteTables"]
+            for r in t["Routes"]
+            if r.get("DestinationCidrBlock") == self.world.cidr
+        }
+
+    def eth0(self, instance_id: str) -> str:
+        reply = self.admin_ec2.describe_instances(InstanceIds=[instance_id])
+        nics = reply["Reservations"][0]["Instances"][0]["NetworkInterfaces"]
+        return str(
+            next(n for n in nics if n["Attachment"]["DeviceIndex"] == 0)["NetworkInterfaceId"]
+        )
 
     def eip_owner(self) -> str | None:
         reply = self.admin_ec2.describe_addresses(AllocationIds=[self.world.allocation_id])

@@ -43,6 +43,7 @@ EC2_SCOPE = {
     "ec2:ModifyNetworkInterfaceAttribute": {"instance", "network-interface"},
     "ec2:AssignPrivateIpAddresses": {"network-interface"},
     "ec2:AssociateAddress": {"elastic-ip", "instance", "network-interface"},
+    "ec2:ReplaceRoute": {"route-table"},
 }
 DYNAMODB_RUNTIME = {
     "dynamodb:BatchGetItem",
@@ -146,12 +147,17 @@ def test_parliament_catches_a_planted_mistake(edit: str, issue: str) -> None:
 
 
 def test_the_ec2_policy_grants_exactly_the_calls_failover_makes() -> None:
-    """Every EC2 call in failover/aws/ec2.py, and every action `validate` DryRuns, and no other."""
+    """Every EC2 call in failover/aws/ec2.py (and ec2_routes.py), every action `validate` DryRuns,
+    and no other."""
     operations = {
         xform_name(op): op for op in get_session().get_service_model("ec2").operation_names
     }
-    adapter = (REPO / "failover/aws/ec2.py").read_text()
-    called = {operations[m] for m in re.findall(r"self\._ec2\.(\w+)\b", adapter) if m in operations}
+    adapter = "".join((REPO / "failover/aws" / f).read_text() for f in ("ec2.py", "ec2_routes.py"))
+    called = {
+        operations[m]
+        for m in re.findall(r"(?:self\._ec2|\bec2)\.(\w+)\b", adapter)
+        if m in operations
+    }
     checked = set(
         re.findall(r'check_permission\(\s*"(\w+)"', (REPO / "failover/cli/validate.py").read_text())
     )
@@ -187,14 +193,15 @@ def test_each_ec2_mutation_covers_what_aws_authorizes_and_only_tagged_resources(
             assert "aws:ResourceTag/${TagKey}" in keys, (action, kind)
 
 
-def test_the_ec2_policy_reads_with_describes_only_and_mutates_with_the_scoped_five() -> None:
-    """The policy's actions split into the reads on "*" and the five tag-scoped mutations."""
+def test_the_ec2_policy_reads_with_describes_only_and_mutates_with_the_scoped_six() -> None:
+    """The policy's actions split into the reads on "*" and the six tag-scoped mutations."""
     reads = {a for a in EC2_ACTIONS if privilege(a)["access_level"] in READ_LEVELS}
     assert reads == {
         "ec2:DescribeAddresses",
         "ec2:DescribeInstanceStatus",
         "ec2:DescribeInstances",
         "ec2:DescribeNetworkInterfaces",
+        "ec2:DescribeRouteTables",
     }
     assert set(EC2_ACTIONS) - reads == set(EC2_SCOPE)
 
