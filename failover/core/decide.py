@@ -90,6 +90,9 @@ class Decision:
     reason: str
     target: str | None = None
     source_failed: bool = False
+    # Healthy members after `target`, in preference order: where a move goes if the target
+    # turns out unfit before the first mutating call (IAM refuses it, say).
+    alternatives: tuple[str, ...] = ()
 
     @property
     def moves(self) -> bool:
@@ -126,6 +129,7 @@ def decide(
             f"{group.resource} is owned by nobody; moving it to {_why(healthy[0], health, view)}",
             healthy[0],
             source_failed=True,
+            alternatives=tuple(healthy[1:]),
         )
     active_health = health.get(active)
     if is_down(active_health, policy):
@@ -156,6 +160,7 @@ def decide(
             f"{down}; moving {group.resource} to {_why(healthy[0], health, view)}",
             healthy[0],
             True,
+            alternatives=tuple(healthy[1:]),
         )
     # A failback leaves a working member: only for a target whose current streak is `rise`
     # passes (hysteresis alone keeps a flapping member "healthy"), never on a suspect pass.

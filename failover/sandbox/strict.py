@@ -21,7 +21,7 @@ from moto.core.exceptions import ServiceException
 from moto.core.responses import ActionResult
 
 from . import _patches
-from ._buckets import TokenBucket, bucket_for, new_buckets
+from ._buckets import Buckets, bucket_for
 from ._eips import error
 from ._faults import Faults, lost_reply_error
 from ._iam import TagScope, unauthorized
@@ -142,7 +142,7 @@ class StrictLayer:
         self._fault_rate = 0.0
         self._fault_codes: tuple[str, ...] = ()
         self._denied: set[str] = set()
-        self._buckets: dict[str, TokenBucket] = new_buckets(clock())
+        self._buckets = Buckets()
 
     # ---- life cycle --------------------------------------------------------------------
 
@@ -185,7 +185,7 @@ class StrictLayer:
     def _reset_state(self) -> None:
         with _EC2_LOCK:
             self.rules.reset()
-            self._buckets = new_buckets(self.clock())
+            self._buckets = Buckets()
 
     # ---- configuration -----------------------------------------------------------------
 
@@ -242,9 +242,13 @@ class StrictLayer:
         """The logged calls that would have changed AWS state."""
         return [c for c in self._snapshot() if c.mutating]
 
-    def calls_to(self, action: str) -> list[Call]:
-        """The logged calls of one action, in order."""
-        return [c for c in self._snapshot() if c.action == action]
+    def calls_to(self, action: str, *, dry_run: bool | None = None) -> list[Call]:
+        """The logged calls of one action, in order (only DryRun ones, or none, when told)."""
+        return [
+            c
+            for c in self._snapshot()
+            if c.action == action and (dry_run is None or c.dry_run is dry_run)
+        ]
 
     def reset_log(self) -> None:
         """Forget the logged calls."""
@@ -328,7 +332,7 @@ class StrictLayer:
     def _gate(self, backend: Any, action: str, params: dict[str, Any], now: float) -> None:
         """Throttling, faults, disrupted AZs, IAM denials and DryRun, in the order AWS meets them."""
         bucket = bucket_for(action, params) if self.token_buckets else None
-        if bucket is not None and not self._buckets[bucket].take(now):
+        if bucket is not None and not self._buckets.get(bucket, now).take(now):
             raise _Answer(error("RequestLimitExceeded", _MESSAGE_OF["RequestLimitExceeded"]), 503)
         if self._fault_rate > 0 and self._random.random() < self._fault_rate:
             code = self._random.choice(self._fault_codes)
