@@ -27,9 +27,20 @@ _local = threading.local()
 
 
 class DeadlineReached(BotoCoreError):
-    """An EC2 call of a bounded move would start after the move's deadline; it was not sent."""
+    """An EC2 call of a bounded move would start after the move's deadline; it was not sent.
+
+    `code` and `message` are AWS's last answer to this thread's call, when it had one (the
+    throttling that kept the call from succeeding in time): the operator's real cause.
+    """
 
     fmt = "{reason}"
+
+    def __init__(self, reason: str) -> None:
+        last: tuple[str, str] | None = getattr(_local, "last_answer", None)
+        self.code, self.message = last or ("DeadlineReached", reason)
+        if last is not None:
+            reason = f"{last[1]} (still the answer when the move's deadline passed)"
+        super().__init__(reason=reason)
 
 
 @contextmanager
@@ -54,9 +65,11 @@ def attach(client: Any) -> None:
 
     def refuse_late(**_: Any) -> None:
         if exhausted():
-            raise DeadlineReached(reason="the move's deadline passed before the call was sent")
+            raise DeadlineReached("the move's deadline passed before the call was sent")
 
-    def limit_retries(attempts: int, operation: Any, **_: Any) -> bool | None:
+    def limit_retries(attempts: int, operation: Any, response: Any = None, **_: Any) -> bool | None:
+        error = response[1].get("Error", {}) if response is not None else {}
+        _local.last_answer = (str(error["Code"]), str(error.get("Message", ""))) if error else None
         mutating = not str(operation.name).startswith(_READ_PREFIXES)
         if (mutating and attempts >= MUTATING_ATTEMPTS) or exhausted():
             return False  # first in line: botocore's own retry handler is not asked

@@ -59,7 +59,7 @@ def translate(exc: Exception, action: str, resource: str = "", service: str = "e
             return TransientCloudError(action, code, message, resource)
         return PermanentCloudError(action, code, message, resource)
     if isinstance(exc, DeadlineReached):
-        return TransientCloudError(action, "DeadlineReached", str(exc), resource)
+        return TransientCloudError(action, exc.code, str(exc), resource)
     if isinstance(exc, NoCredentialsError):
         return PermanentCloudError(
             action, "NoCredentials", "no AWS credentials found (boto3 credential chain)", resource

@@ -174,7 +174,7 @@ class Pacer:
                 # The call could only start after its move's deadline: give the token back.
                 tokens.tokens += 1.0
                 raise bounds.DeadlineReached(
-                    reason=f"no {bucket} token before the move's deadline: the call was not sent"
+                    f"the move's deadline comes before a {bucket} token: the call was not sent"
                 )
             self.waited_s += delay
         if delay > 0:

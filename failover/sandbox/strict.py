@@ -141,6 +141,7 @@ class StrictLayer:
         self._random = random.Random(seed)
         self._fault_rate = 0.0
         self._fault_codes: tuple[str, ...] = ()
+        self._fault_actions: frozenset[str] = frozenset()
         self._denied: set[str] = set()
         self._buckets = Buckets()
 
@@ -189,20 +190,28 @@ class StrictLayer:
 
     # ---- configuration -----------------------------------------------------------------
 
-    def stick_detach(self, eni_id: str) -> None:
-        """Graceful detaches of this ENI stay `detaching` forever; a Force detach completes one."""
+    def stick_detach(self, eni_id: str, *, stuck: bool = True) -> None:
+        """Graceful detaches of this ENI stay `detaching` forever (a Force detach completes one);
+        `stuck=False` lets the next ones complete again."""
         with _EC2_LOCK:
-            self.rules.stick(eni_id)
+            if stuck:
+                self.rules.stick(eni_id)
+            else:
+                self.rules.stuck.discard(eni_id)
 
     def inject_faults(
-        self, rate: float, codes: tuple[str, ...] = ("RequestLimitExceeded", "InternalError")
+        self,
+        rate: float,
+        codes: tuple[str, ...] = ("RequestLimitExceeded", "InternalError"),
+        actions: tuple[str, ...] = (),
     ) -> None:
-        """Answer this fraction of EC2 calls (seeded random) with one of `codes`, as AWS would."""
+        """Answer this fraction of EC2 calls (of `actions`, or all) with one of `codes`, as AWS would."""
         if not 0.0 <= rate <= 1.0 or (rate > 0 and not codes):
             raise ValueError("rate must be within [0, 1] and codes must not be empty")
         with _EC2_LOCK:
             self._fault_rate = rate
             self._fault_codes = tuple(codes)
+            self._fault_actions = frozenset(actions)
 
     def deny(self, *actions: str) -> None:
         """Answer these EC2 actions with UnauthorizedOperation, with or without DryRun."""
@@ -334,7 +343,11 @@ class StrictLayer:
         bucket = bucket_for(action, params) if self.token_buckets else None
         if bucket is not None and not self._buckets.get(bucket, now).take(now):
             raise _Answer(error("RequestLimitExceeded", _MESSAGE_OF["RequestLimitExceeded"]), 503)
-        if self._fault_rate > 0 and self._random.random() < self._fault_rate:
+        if (
+            self._fault_rate > 0
+            and (not self._fault_actions or action in self._fault_actions)
+            and self._random.random() < self._fault_rate
+        ):
             code = self._random.choice(self._fault_codes)
             message = _MESSAGE_OF.get(code, f"Injected fault: {code}.")
             raise _Answer(error(code, message), _STATUS_OF.get(code))

@@ -170,6 +170,8 @@ class Engine:
         the next of `alternatives` (members the caller also judged fit), never half-moved to.
         """
         self.resume(group, force=force)
+        # move_timeout counts from here: the DryRuns before the first mutating call are the move's.
+        started = self.clock.monotonic()
         # One read serves the choice, the plan, the journal and (while fresh) the first step.
         read = self._observe(group)
         view = read.view
@@ -182,7 +184,8 @@ class Engine:
             for a in alternatives
             if a not in (chosen, view.active) and rule_violation(view, group, a) is None
         ]
-        screened = self.targets.screen(group, view, options, force=force)
+        with self.cloud.bounded(self._time_left(group, started)):
+            screened = self.targets.screen(group, view, options, force=force)
         picked, skipped = screened.picked, screened.skipped
         if picked is None:
             raise screened.refusal(group)
@@ -215,7 +218,8 @@ class Engine:
             chosen,
             record.reason,
         )
-        return replace(self._execute(group, record, read), skipped=tuple(skipped))
+        result = self._execute(group, record, read, started=started)
+        return replace(result, skipped=tuple(skipped))
 
     def resume(self, group: Group, *, force: bool = False) -> list[MoveResult]:
         """Finish every move of `group` the journal shows as started but not finished.
@@ -249,17 +253,27 @@ class Engine:
             self._caller = self.cloud.caller_identity()
         return self._caller
 
+    def _time_left(self, group: Group, started: float) -> Callable[[], float]:
+        """Seconds left of the move begun at `started` (monotonic), for the Cloud's bound."""
+        return lambda: started + group.policy.move_timeout_s - self.clock.monotonic()
+
     def _execute(
-        self, group: Group, record: MoveRecord, read: _Read | None, *, resumed: bool = False
+        self,
+        group: Group,
+        record: MoveRecord,
+        read: _Read | None,
+        *,
+        resumed: bool = False,
+        started: float | None = None,
     ) -> MoveResult:
-        start = self.clock.monotonic()
+        start = self.clock.monotonic() if started is None else started
         deadline = start + group.policy.move_timeout_s
         target, tried = record.target, set[str]()
         events: list[StepRecord] = []
         first: _TargetRefused | None = None
         try:
             # No call of the move starts after its deadline (the error path's read is outside).
-            with self.cloud.bounded(lambda: deadline - self.clock.monotonic()):
+            with self.cloud.bounded(self._time_left(group, start)):
                 while True:
                     try:
                         self._run_plan(group, record, target, deadline, events, read)

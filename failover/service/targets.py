@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from failover.core.durations import when
 from failover.core.errors import PermissionDeniedError, RefusedError
-from failover.core.model import GroupView, Mode, Permission, StepKind
+from failover.core.model import GroupView, Instance, Mode, Permission, StepKind
 from failover.core.planner import candidates, rule_violation
 from failover.core.ports import Cloud, Store
 
@@ -84,9 +84,7 @@ class Targets:
         for option in options:
             member = view.member(option)
             forced_at = forced.get(option)
-            if forced_at is not None and (
-                member is None or member.launched_at is None or member.launched_at <= forced_at
-            ):
+            if forced_at is not None and not _restarted_since(member, forced_at):
                 out.skipped.append(
                     f"{option}: a Force detach from it at {when(forced_at)} may keep device index "
                     f"{group.device_index} busy until it is stopped and started (--force overrides)"
@@ -134,3 +132,9 @@ class Targets:
                 ):
                     forced[record.source] = max(forced.get(record.source, 0.0), event.at)
         return forced
+
+
+def _restarted_since(member: Instance | None, at: float) -> bool:
+    """Whether the member was (re)launched after `at`. LaunchTime has whole seconds, and no
+    stop and start fits in the second of a Force detach: that second counts as after."""
+    return member is not None and member.launched_at is not None and member.launched_at >= int(at)

@@ -7,6 +7,7 @@ them through.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -411,3 +412,37 @@ def test_insufficient_data_status_can_be_set(strict: Make, ec2: Any, plain: bool
     assert system["Status"] == "insufficient-data"
     assert system["Details"] == [{"Name": "reachability", "Status": "insufficient-data"}]
     assert status["InstanceStatus"]["Status"] == "ok"
+
+
+# ---- Launch time and action-scoped faults -------------------------------------------------
+
+
+@pytest.mark.parametrize("plain", [False, True], ids=["strict", "plain-moto"])
+def test_a_stop_and_start_moves_launch_time(strict: Make, ec2: Any, plain: bool) -> None:
+    """LaunchTime: a start from stopped sets it anew (moto keeps the first launch's)."""
+    layer_or_plain(strict, plain)
+    world = build_world(ec2, mode="eni")
+    launched = ec2.describe_instances(InstanceIds=[world.primary])["Reservations"][0]["Instances"]
+    before = launched[0]["LaunchTime"]
+    ec2.stop_instances(InstanceIds=[world.primary])
+    time.sleep(1.1)  # LaunchTime has a resolution of one second
+    ec2.start_instances(InstanceIds=[world.primary])
+    after = ec2.describe_instances(InstanceIds=[world.primary])["Reservations"][0]["Instances"]
+    if plain:
+        assert after[0]["LaunchTime"] == before
+        return
+    assert after[0]["LaunchTime"] > before
+
+
+def test_faults_can_be_injected_into_one_action(strict: Make, ec2: Any) -> None:
+    """Faults: `actions` limits injected faults to those actions; others are answered."""
+    layer = strict()
+    world = build_world(ec2, mode="eni")
+    assert world.eni_id
+    layer.inject_faults(1.0, ("RequestLimitExceeded",), actions=("DetachNetworkInterface",))
+    attachment_id = eni_of(ec2, world.eni_id)["Attachment"]["AttachmentId"]
+    assert error_of(ec2.detach_network_interface, AttachmentId=attachment_id) == (
+        "RequestLimitExceeded",
+        503,
+    )
+    assert eni_of(ec2, world.eni_id)["Attachment"]["Status"] == "attached"
