@@ -105,7 +105,8 @@ def test_a_mutating_call_is_tried_at_most_three_times(throttled: dict[str, Any])
     takes no idempotency token, and each retry spends the move's time."""
     cloud, layer, world = throttled["cloud"], throttled["layer"], throttled["world"]
     view = cloud.observe(throttled["group"])
-    assert view.eni is not None and view.eni.attachment is not None
+    assert view.eni is not None
+    assert view.eni.attachment is not None
     layer.reset_log()
     with pytest.raises(CloudError):
         cloud.detach(view.eni.attachment.attachment_id, force=False)

@@ -151,17 +151,15 @@ _NARROWING = {
 
 
 def bounded_read(call: Call) -> bool:
-    """AWS's rule for a describe on a big account, in a disrupted AZ: ids named (instances:
-    only ids, a filter is no instance id), or a paginated call with a narrowing filter."""
+    """AWS's rules for a describe: instances only by id (in a disrupted AZ a filter is no
+    instance id); anything else by id, paginated (MaxResults), or by a narrowing filter."""
     params = call.params
     if params.get(_IDS.get(call.action, "")):
         return True
     if call.action in ("DescribeInstances", "DescribeInstanceStatus"):
         return False
     filters = {f["Name"] for f in params.get("Filters") or []}
-    return "MaxResults" in params and (
-        call.action != "DescribeNetworkInterfaces" or filters <= _NARROWING and bool(filters)
-    )
+    return "MaxResults" in params or bool(filters & _NARROWING)
 
 
 @pytest.mark.parametrize("mode", ["eni", "secondary-ip", "eip"])
