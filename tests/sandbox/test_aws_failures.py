@@ -446,3 +446,32 @@ def test_faults_can_be_injected_into_one_action(strict: Make, ec2: Any) -> None:
         503,
     )
     assert eni_of(ec2, world.eni_id)["Attachment"]["Status"] == "attached"
+
+
+_ENI_STACK = """
+Resources:
+  Vpc: {Type: "AWS::EC2::VPC", Properties: {CidrBlock: 10.0.0.0/16}}
+  Subnet:
+    Type: AWS::EC2::Subnet
+    Properties: {VpcId: !Ref Vpc, CidrBlock: 10.0.0.0/24, AvailabilityZone: us-east-1a}
+  Eni:
+    Type: AWS::EC2::NetworkInterface
+    Properties:
+      SubnetId: !Ref Subnet
+      Tags: [{Key: "failover:group", Value: db}]
+Outputs:
+  EniId: {Value: !Ref Eni}
+"""
+
+
+@pytest.mark.parametrize("plain", [False, True], ids=["strict", "plain-moto"])
+def test_cloudformation_tags_a_network_interface(strict: Make, ec2: Any, plain: bool) -> None:
+    """CloudFormation: an AWS::EC2::NetworkInterface gets its Tags (moto drops them), so a
+    tag-scoped policy sees what the template declared."""
+    layer_or_plain(strict, plain)
+    cfn = client("cloudformation")
+    cfn.create_stack(StackName="s", TemplateBody=_ENI_STACK)
+    outputs = cfn.describe_stacks(StackName="s")["Stacks"][0]["Outputs"]
+    eni_id = next(o["OutputValue"] for o in outputs if o["OutputKey"] == "EniId")
+    tags = {t["Key"]: t["Value"] for t in eni_of(ec2, eni_id).get("TagSet", [])}
+    assert tags.get("failover:group") == (None if plain else "db")
