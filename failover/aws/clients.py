@@ -14,6 +14,12 @@ if TYPE_CHECKING:
     from failover.config import AwsSettings
 
 
+# One attempt of a call: connecting, then waiting for the answer. A move ends at most one
+# attempt after its move_timeout (failover/aws/bounds.py).
+CONNECT_TIMEOUT_S = 3
+READ_TIMEOUT_S = 10
+
+
 def make_client(aws: AwsSettings, service: str) -> Any:
     """A client for `service` with botocore's retry mode from the config and short timeouts.
 
@@ -22,8 +28,8 @@ def make_client(aws: AwsSettings, service: str) -> Any:
     """
     config = Config(
         retries={"mode": aws.retry_mode, "max_attempts": aws.max_attempts},
-        connect_timeout=3,
-        read_timeout=10,
+        connect_timeout=CONNECT_TIMEOUT_S,
+        read_timeout=READ_TIMEOUT_S,
     )
     try:
         session = boto3.session.Session(profile_name=aws.profile, region_name=aws.region)

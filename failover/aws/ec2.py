@@ -1,30 +1,33 @@
-"""The EC2 adapter: the only module that calls EC2. Observe a group; run one primitive call.
+"""The EC2 adapter: the only module that calls EC2. Observe groups; run one primitive call.
 
-Each method is one API call (botocore's retry mode absorbs throttling inside it) whose
-errors are translated once. Waiting for a state to converge is the engine's loop: it
-re-observes with `observe` and asks the planner whether the step is done.
+Reads name ids (describe.py): instances per Availability Zone, because DescribeInstances
+fails when it names an instance in a disrupted AZ or names none; a failed AZ leaves its
+groups unread (`GroupView.unread`) and the others are judged as usual. A member's AZ never
+changes, so it is remembered from the first read; members never read before are asked
+together, and if that batch fails their AZs are learnt from their network interfaces.
+
+Mutating calls are single API calls whose errors are translated once; under a move's
+deadline (`bounded`) no attempt starts after it and a mutating call tries at most three
+times (bounds.py). Waiting for a state is the engine's loop.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from failover.aws import ec2_routes
-from failover.aws.errors import PERMISSION_CODES, error_code, translate
+from failover.aws import bounds, ec2_routes, permissions
+from failover.aws.describe import PAGE_SIZE, by_ids, pages
+from failover.aws.errors import error_code, translate
 from failover.aws.pacing import Pacer
-from failover.core.model import (
-    Address,
-    Attachment,
-    Eni,
-    GroupView,
-    Instance,
-    Interface,
-    Mode,
-)
+from failover.aws.shapes import address_of, eni_of, instance_of, status_of
+from failover.core.errors import CloudError, PermissionDeniedError
+from failover.core.model import Address, Eni, GroupView, Instance, Mode, Permission
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
@@ -34,33 +37,15 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+# Ids per DescribeInstances / DescribeNetworkInterfaces / DescribeAddresses call, and filter
+# values per call (EC2 takes up to 200).
+ID_BATCH = 200
 # DescribeInstanceStatus takes at most 100 instance ids a call.
 STATUS_BATCH = 100
-# Values per filter in one describe call (EC2 accepts up to 200).
-FILTER_BATCH = 200
-# Codes meaning "the thing asked for does not exist" for the describes we make.
-_NOT_FOUND = frozenset(
-    {
-        "InvalidInstanceID.NotFound",
-        "InvalidNetworkInterfaceID.NotFound",
-        "InvalidAllocationID.NotFound",
-        "InvalidAddress.NotFound",
-    }
-)
-
-
-@dataclass(frozen=True)
-class Permission:
-    """One EC2 action tried with DryRun: permitted or not, and AWS's words."""
-
-    action: str
-    permitted: bool
-    detail: str
-    checked: bool = True  # False: the action takes no DryRun, so IAM could not be asked
 
 
 class Ec2Cloud:
-    """EC2 behind the `Cloud` port. Clients are built by the CLI and injected."""
+    """EC2 behind the `Cloud` port. Clients are built by the wiring and injected."""
 
     def __init__(
         self,
@@ -69,13 +54,23 @@ class Ec2Cloud:
         clock: Callable[[], float] | None = None,
         pacer: Pacer | None = None,
     ) -> None:
+        """`clock` stamps views (wall clock)."""
         self._ec2 = ec2
         self._sts = sts
         self._clock = clock
+        self._zones: dict[str, str] = {}
+        self._zones_lock = threading.Lock()
         if pacer is not None:
             # Shared by every move and pass of the process: together they stay inside EC2's
             # buckets. It paces each request the client sends, botocore's retries included.
             pacer.attach(ec2)
+        bounds.attach(ec2)
+
+    @contextmanager
+    def bounded(self, time_left: Callable[[], float] | None) -> Iterator[None]:
+        """In the block, no EC2 call of this thread starts once `time_left()` is <= 0."""
+        with bounds.bounded(time_left):
+            yield
 
     def _call(self, action: str, resource: str, fn: Callable[..., T], **params: Any) -> T:
         try:
@@ -83,137 +78,197 @@ class Ec2Cloud:
         except (ClientError, BotoCoreError) as exc:
             raise translate(exc, action, resource) from None
 
-    def _describe(
-        self, action: str, resource: str, fn: Callable[..., T], **params: Any
-    ) -> T | None:
-        """A describe call whose not-found answer is None rather than an error."""
-        try:
-            return fn(**params)
-        except ClientError as exc:
-            if error_code(exc) in _NOT_FOUND:
-                return None
-            raise translate(exc, action, resource) from None
-        except BotoCoreError as exc:
-            raise translate(exc, action, resource) from None
-
     # -- observe -----------------------------------------------------------------------------
 
-    def _filtered(
-        self, action: str, fn: Callable[..., Any], key: str, name: str, ids: Sequence[str]
-    ) -> list[Any]:
-        """Every item `fn` lists for `ids`, asked by filter in chunks of FILTER_BATCH, following NextToken.
+    def describe_members(
+        self, instance_ids: Sequence[str]
+    ) -> tuple[dict[str, Instance], dict[str, CloudError]]:
+        """Each instance as EC2 reports it ("missing" if unknown), read per AZ; and the ids
+        whose AZ could not be read, with the error."""
+        found: dict[str, Instance] = {}
+        failed: dict[str, CloudError] = {}
+        by_zone: dict[str | None, list[str]] = {}
+        for i in dict.fromkeys(instance_ids):
+            by_zone.setdefault(self._zones.get(i), []).append(i)
+        unzoned = by_zone.pop(None, [])
+        for ids in by_zone.values():
+            self._read_zone(ids, found, failed)
+        if unzoned:
+            try:
+                self._read_instances(unzoned, found)
+            except PermissionDeniedError:
+                raise
+            except CloudError as exc:
+                self._read_unzoned(unzoned, exc, found, failed)
+        return found, failed
 
-        A filter rather than an id list, so one unknown id does not fail the whole call.
-        """
-        items: list[Any] = []
-        unique = list(dict.fromkeys(ids))
-        for start in range(0, len(unique), FILTER_BATCH):
-            chunk = unique[start : start + FILTER_BATCH]
-            params: dict[str, Any] = {"Filters": [{"Name": name, "Values": chunk}]}
-            while True:
-                reply = self._call(action, ",".join(chunk), fn, **params)
-                items.extend(reply.get(key, []))
-                token = reply.get("NextToken")
-                if not token:
-                    break
-                params["NextToken"] = token
-        return items
+    def _read_zone(
+        self, ids: list[str], found: dict[str, Instance], failed: dict[str, CloudError]
+    ) -> None:
+        try:
+            self._read_instances(ids, found)
+        except PermissionDeniedError:
+            raise
+        except CloudError as exc:
+            failed.update(dict.fromkeys(ids, exc))
 
-    def describe_members(self, instance_ids: Sequence[str]) -> dict[str, Instance]:
-        """State, AZ and interfaces of each instance; ids EC2 does not know are 'missing'."""
-        reservations = self._filtered(
-            "DescribeInstances",
-            self._ec2.describe_instances,
-            "Reservations",
-            "instance-id",
-            instance_ids,
+    def _read_instances(self, ids: list[str], found: dict[str, Instance]) -> None:
+        replies, missing = by_ids(
+            self._ec2.describe_instances, "DescribeInstances", "InstanceIds", ids, batch=ID_BATCH
         )
-        found = {
-            i.instance_id: i for r in reservations for i in map(_instance, r.get("Instances", []))
-        }
-        return {
-            i: found.get(i, Instance(instance_id=i, state="missing", az="")) for i in instance_ids
-        }
+        read = [
+            instance_of(i) for r in replies for res in r["Reservations"] for i in res["Instances"]
+        ]
+        with self._zones_lock:
+            self._zones.update({i.instance_id: i.az for i in read if i.az})
+        found.update({i.instance_id: i for i in read})
+        found.update({i: Instance(instance_id=i, state="missing", az="") for i in missing})
 
-    def instance_status(self, instance_ids: Sequence[str]) -> dict[str, tuple[str, bool | None]]:
-        """(state, checks ok) for each instance, in as few calls as the 100-id cap allows.
+    def _read_unzoned(
+        self,
+        ids: list[str],
+        first: CloudError,
+        found: dict[str, Instance],
+        failed: dict[str, CloudError],
+    ) -> None:
+        """One batch of instances never read before failed: learn their AZs, read per AZ."""
+        try:
+            zones = self._zones_from_interfaces(ids)
+        except CloudError:
+            failed.update(dict.fromkeys(ids, first))
+            return
+        by_zone: dict[str, list[str]] = {}
+        for i in ids:
+            by_zone.setdefault(zones.get(i, ""), []).append(i)
+        for zone_ids in by_zone.values():
+            self._read_zone(zone_ids, found, failed)
 
-        ok is True when the system and instance checks are both `ok`, False when one is
-        `impaired` or `insufficient-data`, None when EC2 reports no verdict (not running,
-        or still initializing). Ids EC2 does not know come back as ("missing", None).
-        """
-        ids = list(dict.fromkeys(instance_ids))
-        out: dict[str, tuple[str, bool | None]] = {}
-        for start in range(0, len(ids), STATUS_BATCH):
-            chunk = ids[start : start + STATUS_BATCH]
-            reply = self._describe(
-                "DescribeInstanceStatus",
+    def _zones_from_interfaces(self, instance_ids: Sequence[str]) -> dict[str, str]:
+        """Each instance's AZ, from its attached ENIs (attachment.instance-id narrows the call)."""
+        zones: dict[str, str] = {}
+        for start in range(0, len(instance_ids), ID_BATCH):
+            chunk = list(instance_ids[start : start + ID_BATCH])
+            for reply in pages(
+                self._ec2.describe_network_interfaces,
+                "DescribeNetworkInterfaces",
                 ",".join(chunk),
-                self._ec2.describe_instance_status,
-                InstanceIds=chunk,
-                IncludeAllInstances=True,
-            )
-            if reply is None and len(chunk) > 1:
-                # One unknown id fails the whole batch; ask for the others one by one.
-                for instance_id in chunk:
-                    out.update(self.instance_status([instance_id]))
+                Filters=[{"Name": "attachment.instance-id", "Values": chunk}],
+                MaxResults=PAGE_SIZE,
+            ):
+                for raw in reply["NetworkInterfaces"]:
+                    owner = raw.get("Attachment", {}).get("InstanceId")
+                    if owner and raw.get("AvailabilityZone"):
+                        zones[str(owner)] = str(raw["AvailabilityZone"])
+        return zones
+
+    def instance_status(
+        self, instance_ids: Sequence[str]
+    ) -> tuple[dict[str, tuple[str, bool | None, bool]], dict[str, CloudError]]:
+        """(state, checks ok, insufficient data) per instance, asked per AZ in batches of 100;
+        and the ids whose AZ could not be read. Unknown ids: ("missing", None, False)."""
+        out: dict[str, tuple[str, bool | None, bool]] = {}
+        failed: dict[str, CloudError] = {}
+        by_zone: dict[str | None, list[str]] = {}
+        for i in dict.fromkeys(instance_ids):
+            by_zone.setdefault(self._zones.get(i), []).append(i)
+        for ids in by_zone.values():
+            try:
+                replies, missing = by_ids(
+                    self._ec2.describe_instance_status,
+                    "DescribeInstanceStatus",
+                    "InstanceIds",
+                    ids,
+                    batch=STATUS_BATCH,
+                    IncludeAllInstances=True,
+                )
+            except PermissionDeniedError:
+                raise
+            except CloudError as exc:
+                failed.update(dict.fromkeys(ids, exc))
                 continue
-            for status in reply["InstanceStatuses"] if reply else []:
-                out[status["InstanceId"]] = _status(status)
-        return {i: out.get(i, ("missing", None)) for i in ids}
+            for reply in replies:
+                out.update({s["InstanceId"]: status_of(s) for s in reply["InstanceStatuses"]})
+            out.update(dict.fromkeys(missing, ("missing", None, False)))
+        unknown = ("missing", None, False)
+        return {i: out.get(i, unknown) for i in instance_ids if i not in failed}, failed
 
     def describe_enis(self, eni_ids: Sequence[str]) -> dict[str, Eni]:
         """The ENIs EC2 knows of among `eni_ids`, as it reports them now."""
-        raw = self._filtered(
-            "DescribeNetworkInterfaces",
+        replies, _ = by_ids(
             self._ec2.describe_network_interfaces,
-            "NetworkInterfaces",
-            "network-interface-id",
+            "DescribeNetworkInterfaces",
+            "NetworkInterfaceIds",
             eni_ids,
+            batch=ID_BATCH,
         )
-        return {e.eni_id: e for e in map(_eni, raw)}
+        return {e.eni_id: e for r in replies for e in map(eni_of, r["NetworkInterfaces"])}
 
     def describe_addresses(self, allocation_ids: Sequence[str]) -> dict[str, Address]:
         """The Elastic IPs EC2 knows of among `allocation_ids`, with their associations."""
-        raw = self._filtered(
-            "DescribeAddresses",
+        replies, _ = by_ids(
             self._ec2.describe_addresses,
-            "Addresses",
-            "allocation-id",
+            "DescribeAddresses",
+            "AllocationIds",
             allocation_ids,
+            batch=ID_BATCH,
         )
-        return {a.allocation_id: a for a in map(_address, raw)}
+        return {a.allocation_id: a for r in replies for a in map(address_of, r["Addresses"])}
 
     def observe_many(
         self, groups: Sequence[Group], *, with_status: bool = False
     ) -> dict[str, GroupView]:
-        """Fresh views of many groups in as few calls as EC2 allows (batched, filtered describes).
+        """Fresh views of many groups in as few calls as EC2 allows (a few per AZ).
 
-        A pass over 2,000 members costs ~10 DescribeInstances, 20 DescribeInstanceStatus (when
-        asked) and a few ENI/address calls, instead of several calls per group.
+        A group with a member in an AZ that could not be read comes back `unread`; if no
+        group could be read at all, the error is raised: the pass is blind.
         """
+        views, failed = self._observe(groups, with_status=with_status)
+        if failed and all(v.unread for v in views.values()):
+            raise next(iter(failed.values()))
+        return views
+
+    def observe(self, group: Group, *, with_status: bool = False) -> GroupView:
+        """Everything the planner needs about `group`, read fresh from EC2 (raises if unread)."""
+        views, failed = self._observe([group], with_status=with_status)
+        if failed:
+            raise next(iter(failed.values()))
+        return views[group.name]
+
+    def _observe(
+        self, groups: Sequence[Group], *, with_status: bool
+    ) -> tuple[dict[str, GroupView], dict[str, CloudError]]:
         ids = [i for g in groups for i in g.instance_ids]
-        members = self.describe_members(ids)
+        members, failed = self.describe_members(ids)
         if with_status:
-            status = self.instance_status(ids)
-            members = {i: replace(m, status_ok=status[i][1]) for i, m in members.items()}
+            status, status_failed = self.instance_status([i for i in ids if i not in failed])
+            failed.update(status_failed)
+            members = {
+                i: replace(m, status_ok=status[i][1], checks_insufficient=status[i][2])
+                for i, m in members.items()
+                if i in status
+            }
         enis = self.describe_enis([g.eni for g in groups if g.mode is Mode.ENI and g.eni])
         addresses = self.describe_addresses([g.eip for g in groups if g.eip])
         tables = ec2_routes.describe_tables(self._ec2, [t for g in groups for t in g.route_tables])
         at = self._clock() if self._clock else 0.0
-        return {
-            g.name: GroupView(
+        views = {}
+        for g in groups:
+            unread = next((failed[i] for i in g.instance_ids if i in failed), None)
+            views[g.name] = GroupView(
                 g.name,
                 g.mode,
-                tuple(members[i] for i in g.instance_ids),
+                tuple(
+                    members.get(i) or Instance(i, "unknown", self._zones.get(i, ""))
+                    for i in g.instance_ids
+                ),
                 eni=enis.get(g.eni) if g.eni else None,
                 ip=g.ip,
                 address=addresses.get(g.eip) if g.eip else None,
                 observed_at=at,
                 route_tables=ec2_routes.group_tables(g, tables),
+                unread=str(unread) if unread else "",
             )
-            for g in groups
-        }
+        return views, failed
 
     def refresh(self, group: Group, view: GroupView) -> GroupView:
         """`view` with its floating resource (ENI, EIP) read again; members as they were."""
@@ -225,10 +280,6 @@ class Ec2Cloud:
             tables = ec2_routes.describe_tables(self._ec2, group.route_tables)
             return replace(view, route_tables=ec2_routes.group_tables(group, tables))
         return self.observe(group)
-
-    def observe(self, group: Group, *, with_status: bool = False) -> GroupView:
-        """Everything the planner needs about `group`, read fresh from EC2."""
-        return self.observe_many([group], with_status=with_status)[group.name]
 
     # -- mutate ------------------------------------------------------------------------------
 
@@ -286,8 +337,8 @@ class Ec2Cloud:
             "AssociateAddress",
             f"{allocation_id} -> {eni_id}/{private_ip}",
             self._ec2.associate_address,
-            AllocationId=allocation_id,
             NetworkInterfaceId=eni_id,
+            AllocationId=allocation_id,
             PrivateIpAddress=private_ip,
             AllowReassociation=True,
         )
@@ -303,109 +354,11 @@ class Ec2Cloud:
         except (ClientError, BotoCoreError) as exc:
             return f"unknown ({translate(exc, 'GetCallerIdentity')})"
 
-    def check_permission(self, action: str, **params: Any) -> Permission:
-        """Call `action` with DryRun=True: DryRunOperation means permitted.
+    def permissions_to_take(self, group: Group, view: GroupView, target: str) -> list[Permission]:
+        """IAM's verdict (DryRun) on the calls that put the group's resource on `target`."""
+        return [permissions.ask(self._ec2, c) for c in permissions.to_take(group, view, target)]
 
-        Any other error than a permission one also means IAM let the request through
-        (AWS evaluates IAM first), so it counts as permitted, with AWS's words kept.
-        """
-        fn = getattr(self._ec2, _snake(action))
-        shape = self._ec2.meta.service_model.operation_model(action).input_shape
-        if shape is None or "DryRun" not in shape.members:
-            # AssignPrivateIpAddresses takes no DryRun: asking IAM would mean acting.
-            return Permission(
-                action,
-                True,
-                f"not checked: {action} takes no DryRun; make sure the role allows ec2:{action} "
-                "(see policies/)",
-                checked=False,
-            )
-        try:
-            fn(DryRun=True, **params)
-        except ClientError as exc:
-            code = error_code(exc)
-            if code == "DryRunOperation":
-                return Permission(action, True, "permitted")
-            if code in PERMISSION_CODES:
-                return Permission(action, False, f"{code}: missing IAM permission ec2:{action}")
-            return Permission(action, True, f"permitted (AWS answered {code})")
-        except BotoCoreError as exc:
-            return Permission(action, False, f"could not check: {exc}")
-        return Permission(action, True, "permitted (no DryRun answer)")
-
-
-def _snake(action: str) -> str:
-    return "".join("_" + c.lower() if c.isupper() else c for c in action).lstrip("_")
-
-
-def _status(raw: Mapping[str, Any]) -> tuple[str, bool | None]:
-    state = str(raw.get("InstanceState", {}).get("Name", "unknown"))
-    checks = (
-        raw.get("SystemStatus", {}).get("Status"),
-        raw.get("InstanceStatus", {}).get("Status"),
-    )
-    if all(c == "ok" for c in checks):
-        return state, True
-    if any(c in ("impaired", "insufficient-data") for c in checks):
-        return state, False
-    return state, None
-
-
-def _instance(raw: Mapping[str, Any]) -> Instance:
-    interfaces = tuple(
-        Interface(
-            eni_id=str(nic["NetworkInterfaceId"]),
-            device_index=int(nic.get("Attachment", {}).get("DeviceIndex", -1)),
-            private_ips=tuple(
-                str(p["PrivateIpAddress"]) for p in nic.get("PrivateIpAddresses", [])
-            ),
-            source_dest_check=nic.get("SourceDestCheck"),
-        )
-        for nic in raw.get("NetworkInterfaces", [])
-    )
-    return Instance(
-        instance_id=str(raw["InstanceId"]),
-        state=str(raw.get("State", {}).get("Name", "unknown")),
-        az=str(raw.get("Placement", {}).get("AvailabilityZone", "")),
-        private_ip=raw.get("PrivateIpAddress"),
-        interfaces=interfaces,
-        vpc_id=str(raw.get("VpcId", "")),
-    )
-
-
-def _address(raw: Mapping[str, Any]) -> Address:
-    return Address(
-        allocation_id=str(raw.get("AllocationId", "")),
-        public_ip=str(raw.get("PublicIp", "")),
-        association_id=raw.get("AssociationId"),
-        eni_id=raw.get("NetworkInterfaceId"),
-        private_ip=raw.get("PrivateIpAddress"),
-        instance_id=raw.get("InstanceId") or None,
-    )
-
-
-def _eni(raw: Mapping[str, Any]) -> Eni:
-    att = raw.get("Attachment")
-    attachment = (
-        Attachment(
-            attachment_id=str(att.get("AttachmentId", "")),
-            instance_id=str(att.get("InstanceId", "")),
-            device_index=int(att.get("DeviceIndex", -1)),
-            status=str(att.get("Status", "attached")),
-            delete_on_termination=bool(att.get("DeleteOnTermination", False)),
-        )
-        if att and att.get("InstanceId")
-        else None
-    )
-    return Eni(
-        eni_id=str(raw["NetworkInterfaceId"]),
-        az=str(raw.get("AvailabilityZone", "")),
-        status=str(raw.get("Status", "")),
-        attachment=attachment,
-        private_ips=tuple(str(p["PrivateIpAddress"]) for p in raw.get("PrivateIpAddresses", [])),
-        mac=str(raw.get("MacAddress", "")),
-        security_groups=tuple(sorted(str(g["GroupId"]) for g in raw.get("Groups", []))),
-        source_dest_check=raw.get("SourceDestCheck"),
-        description=str(raw.get("Description", "")),
-        tags=tuple(sorted((str(t["Key"]), str(t["Value"])) for t in raw.get("TagSet", []))),
-    )
+    def permissions_to_leave(self, group: Group, view: GroupView) -> list[Permission]:
+        """IAM's verdict on the calls made on the current holder, then what no DryRun asks."""
+        asked = [permissions.ask(self._ec2, c) for c in permissions.to_leave(group, view)]
+        return asked + permissions.unchecked(group, view)

@@ -16,6 +16,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from failover.aws.bounds import DeadlineReached
 from failover.core.errors import (
     CloudError,
     PermanentCloudError,
@@ -57,6 +58,8 @@ def translate(exc: Exception, action: str, resource: str = "", service: str = "e
         if code in TRANSIENT_CODES:
             return TransientCloudError(action, code, message, resource)
         return PermanentCloudError(action, code, message, resource)
+    if isinstance(exc, DeadlineReached):
+        return TransientCloudError(action, exc.code, str(exc), resource)
     if isinstance(exc, NoCredentialsError):
         return PermanentCloudError(
             action, "NoCredentials", "no AWS credentials found (boto3 credential chain)", resource

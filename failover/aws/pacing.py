@@ -1,6 +1,6 @@
 """EC2's request token buckets, and a client-side pacer that waits for a token instead of storming.
 
-EC2 throttles per account and Region with token buckets by API category (DESIGN.md).
+EC2 throttles per account and Region with a token bucket per API action (DESIGN.md).
 When an Availability Zone fails, hundreds of groups move at once; retrying on
 RequestLimitExceeded only spends more tokens. The pacer keeps this process's calls
 inside the buckets' rates, so calls queue here (on the injected clock) rather than at
@@ -16,56 +16,74 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-# (burst, refill per second) of each category, from AWS's EC2 throttling documentation.
-BUCKET_SIZES: dict[str, tuple[float, float]] = {
-    "mutating": (50.0, 5.0),
-    "private-ip": (100.0, 5.0),
-    # EC2 meters each API in its own bucket; ReplaceRoute's is a Mutating action's size.
-    "replace-route": (50.0, 5.0),
-    "describe": (100.0, 20.0),
-    "unfiltered-describe": (50.0, 10.0),
-}
+from failover.aws import bounds
 
-# Actions that share the mutating bucket. Resource-creating calls have larger buckets of
-# their own on AWS; failover makes none of them.
-MUTATING_THROTTLED = frozenset(
+# Request token buckets, from AWS's "Request throttling for the Amazon EC2 API"
+# (docs.aws.amazon.com/ec2/latest/devguide/ec2-api-throttling.html): every API action is
+# throttled in its own bucket; the category gives the bucket's (burst, refill per second).
+NON_MUTATING = (100.0, 20.0)  # Describe*, List*, Search*, Get*
+UNFILTERED_NON_MUTATING = (50.0, 10.0)  # the actions below, with neither pagination nor a filter
+MUTATING = (50.0, 5.0)
+# "Uncategorized actions": mutating calls with buckets of their own size.
+UNCATEGORIZED: dict[str, tuple[float, float]] = {
+    "AssignPrivateIpAddresses": (100.0, 5.0),
+    "UnassignPrivateIpAddresses": (100.0, 5.0),
+    "ModifyNetworkInterfaceAttribute": (100.0, 5.0),
+    "DeleteNetworkInterface": (100.0, 5.0),
+    "CreateNetworkInterface": (100.0, 5.0),
+}
+# The mutating calls failover makes (and the sandbox meters); the category's size unless
+# uncategorized. Calls only tests make (RunInstances, CreateTags, ...) are not paced.
+MUTATING_ACTIONS = frozenset(
     {
         "AttachNetworkInterface",
         "DetachNetworkInterface",
         "AssociateAddress",
         "DisassociateAddress",
-        "ModifyNetworkInterfaceAttribute",
-        "ResetNetworkInterfaceAttribute",
-        "DeleteNetworkInterface",
         "ModifyInstanceAttribute",
+        # Not in the throttling page's tables: a Mutating action's size, in its own bucket.
+        "ReplaceRoute",
+        *UNCATEGORIZED,
     }
 )
-PRIVATE_IP_ACTIONS = frozenset({"AssignPrivateIpAddresses", "UnassignPrivateIpAddresses"})
 
 # AWS throttles these harder when they are neither filtered nor paginated nor given ids.
 _UNFILTERED_CAPABLE = {
     "DescribeInstanceStatus": "InstanceIds",
     "DescribeNetworkInterfaces": "NetworkInterfaceIds",
     "DescribeInstances": "InstanceIds",
+    "DescribeSecurityGroups": "GroupIds",
+    "DescribeSnapshots": "SnapshotIds",
+    "DescribeSpotInstanceRequests": "SpotInstanceRequestIds",
+    "DescribeVolumes": "VolumeIds",
 }
+_UNFILTERED = " (unfiltered)"
 
 
 def bucket_for(action: str, params: Mapping[str, Any]) -> str | None:
-    """The bucket `action` draws from, or None when EC2 does not meter it in these buckets."""
-    if action in MUTATING_THROTTLED:
-        return "mutating"
-    if action in PRIVATE_IP_ACTIONS:
-        return "private-ip"
-    if action == "ReplaceRoute":
-        return "replace-route"
-    if not action.startswith("Describe"):
+    """The bucket `action` draws from (its own), or None when failover does not meter it."""
+    if action in MUTATING_ACTIONS:
+        return action
+    if (
+        not action.startswith(("Describe", "List", "Search", "Get"))
+        or action == "GetCallerIdentity"
+    ):
         return None
     ids_key = _UNFILTERED_CAPABLE.get(action)
     if ids_key is not None and not (
         params.get(ids_key) or params.get("Filters") or params.get("MaxResults")
     ):
-        return "unfiltered-describe"
-    return "describe"
+        return action + _UNFILTERED
+    return action
+
+
+def bucket_size(bucket: str) -> tuple[float, float]:
+    """(burst, refill per second) of a bucket `bucket_for` named."""
+    if bucket.endswith(_UNFILTERED):
+        return UNFILTERED_NON_MUTATING
+    if bucket in MUTATING_ACTIONS:
+        return UNCATEGORIZED.get(bucket, MUTATING)
+    return NON_MUTATING
 
 
 @dataclass
@@ -97,11 +115,19 @@ class TokenBucket:
         return 0.0 if self.tokens >= 0.0 else -self.tokens / self.refill_per_s
 
 
-def new_buckets(now: float) -> dict[str, TokenBucket]:
-    """A full set of buckets, one per category, as of `now`."""
-    return {
-        name: TokenBucket(burst, rate, burst, now) for name, (burst, rate) in BUCKET_SIZES.items()
-    }
+class Buckets:
+    """One full bucket per API action, made when the action is first called."""
+
+    def __init__(self) -> None:
+        self._buckets: dict[str, TokenBucket] = {}
+
+    def get(self, name: str, now: float) -> TokenBucket:
+        """The bucket named `name`, made full as of `now` if it is new."""
+        bucket = self._buckets.get(name)
+        if bucket is None:
+            burst, rate = bucket_size(name)
+            bucket = self._buckets[name] = TokenBucket(burst, rate, burst, now)
+        return bucket
 
 
 class Pacer:
@@ -121,7 +147,7 @@ class Pacer:
     ) -> None:
         self._clock, self._sleep = clock, sleep
         self._lock = threading.Lock()
-        self._buckets = new_buckets(clock())
+        self._buckets = Buckets()
         self.waited_s = 0.0
 
     def attach(self, client: Any) -> None:
@@ -143,7 +169,15 @@ class Pacer:
 
     def _wait_for(self, bucket: str) -> float:
         with self._lock:
-            delay = self._buckets[bucket].reserve(self._clock())
+            now = self._clock()
+            tokens = self._buckets.get(bucket, now)
+            delay = tokens.reserve(now)
+            if bounds.exhausted(after=delay):
+                # The call could only start after its move's deadline: give the token back.
+                tokens.tokens += 1.0
+                raise bounds.DeadlineReached(
+                    f"the move's deadline comes before a {bucket} token: the call was not sent"
+                )
             self.waited_s += delay
         if delay > 0:
             self._sleep(delay)

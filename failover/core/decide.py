@@ -90,6 +90,9 @@ class Decision:
     reason: str
     target: str | None = None
     source_failed: bool = False
+    # Healthy members after `target`, in preference order: where a move goes if the target
+    # turns out unfit before the first mutating call (IAM refuses it, say).
+    alternatives: tuple[str, ...] = ()
 
     @property
     def moves(self) -> bool:
@@ -125,6 +128,7 @@ def decide(
             f"{nobody}; moving it to {_why(healthy[0], health, view)}",
             healthy[0],
             source_failed=True,
+            alternatives=tuple(healthy[1:]),
         )
     active_health = health.get(active)
     if is_down(active_health, policy):
@@ -157,6 +161,7 @@ def decide(
             f"{down}; moving {group.resource} to {_why(healthy[0], health, view)}",
             healthy[0],
             True,
+            alternatives=tuple(healthy[1:]),
         )
     # A failback leaves a working member: only for a target whose current streak is `rise`
     # passes (hysteresis alone keeps a flapping member "healthy"), never on a suspect pass.

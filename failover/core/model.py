@@ -43,6 +43,7 @@ class Interface:
     device_index: int
     private_ips: tuple[str, ...] = ()
     source_dest_check: bool | None = None  # None: EC2 did not report it
+    subnet_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,10 @@ class Instance:
     interfaces: tuple[Interface, ...] = ()
     status_ok: bool | None = None  # EC2 system and instance status checks; None: not reported
     vpc_id: str = ""
+    # A status check reports insufficient-data: no verdict, which is not a failure.
+    checks_insufficient: bool = False
+    launched_at: float | None = None  # LaunchTime (epoch s): a stop and start changes it
+    tags: tuple[tuple[str, str], ...] = ()
 
     @property
     def exists(self) -> bool:
@@ -78,6 +83,11 @@ class Instance:
     def holds_ip(self, ip: str) -> str | None:
         """The id of this instance's ENI that has `ip`, or None."""
         return next((i.eni_id for i in self.interfaces if ip in i.private_ips), None)
+
+    @property
+    def primary_subnet_id(self) -> str | None:
+        """The subnet of eth0, the ENI a secondary IP moves onto."""
+        return next((i.subnet_id for i in self.interfaces if i.device_index == 0), None) or None
 
     @property
     def failed_in_ec2(self) -> bool:
@@ -111,6 +121,7 @@ class Address:
     eni_id: str | None = None
     private_ip: str | None = None
     instance_id: str | None = None
+    tags: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -148,6 +159,8 @@ class GroupView:
     address: Address | None = None
     observed_at: float = 0.0
     route_tables: tuple[RouteTable, ...] = ()
+    # Why part of the group could not be read (a disrupted AZ): judge nothing on this view.
+    unread: str = ""
 
     @property
     def ip_holders(self) -> tuple[tuple[str, str], ...]:
@@ -264,3 +277,23 @@ class Plan:
     target: str
     steps: tuple[Step, ...]
     skipped: tuple[Step, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class Permission:
+    """One EC2 action tried with DryRun against real ids: permitted, refused, or not checked.
+
+    `checked` False: AWS gave no verdict (the action takes no DryRun, an id is unknown,
+    throttling): never read as permitted.
+    """
+
+    action: str
+    permitted: bool
+    detail: str
+    checked: bool = True
+    code: str = ""  # AWS's answer, when it refused
+
+    @property
+    def refused(self) -> bool:
+        """IAM said no (the only answer that may skip a target)."""
+        return self.checked and not self.permitted

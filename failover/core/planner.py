@@ -46,6 +46,28 @@ def group_az(view: GroupView) -> str | None:
     return next((m.az for m in view.members if m.exists), None)
 
 
+def ip_subnet(view: GroupView) -> str | None:
+    """The subnet of the ENI holding the group's secondary IP (the only subnet it can live in)."""
+    if view.ip is None:
+        return None
+    for member in view.members:
+        for interface in member.interfaces:
+            if view.ip in interface.private_ips and interface.subnet_id:
+                return interface.subnet_id
+    return None
+
+
+def _subnet_violation(view: GroupView, target: Instance) -> str | None:
+    """A secondary IP can only go to an ENI whose subnet holds it: same AZ is not enough."""
+    subnet, theirs = ip_subnet(view), target.primary_subnet_id
+    if subnet is None or theirs is None or theirs == subnet:
+        return None
+    return (
+        f"target {target.instance_id}'s eth0 is in subnet {theirs}, and {view.ip} belongs to "
+        f"subnet {subnet} (a secondary IP moves only within its subnet)"
+    )
+
+
 def rule_violation(view: GroupView, group: Group, target_id: str) -> str | None:
     """The AWS rule (or failover rule) that forbids moving the resource to `target_id`, or None.
 
@@ -72,6 +94,8 @@ def rule_violation(view: GroupView, group: Group, target_id: str) -> str | None:
         return route_violation(view, group, target)
     if target.primary_eni_id is None:
         return f"target {target_id} has no primary network interface"
+    if view.mode == Mode.SECONDARY_IP:
+        return _subnet_violation(view, target)
     return None
 
 
@@ -258,6 +282,12 @@ def validation_problems(view: GroupView, group: Group) -> list[str]:
         problems += table_problems(view, group)
     if view.mode == Mode.SECONDARY_IP and not view.ip_holders:
         problems.append(f"{group.ip} is not assigned to any member's network interface")
+    if view.mode == Mode.SECONDARY_IP:
+        problems += [
+            violation
+            for member in view.members
+            if member.exists and (violation := _subnet_violation(view, member)) is not None
+        ]
     if group.eip and view.address is None:
         problems.append(f"Elastic IP {group.eip} does not exist")
     return problems

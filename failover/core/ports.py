@@ -6,11 +6,12 @@ contracts. The core never imports an adapter.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from failover.core.model import GroupView
+from failover.core.model import Eni, GroupView, Permission
 
 if TYPE_CHECKING:
     from failover.config import Group
@@ -181,6 +182,18 @@ class Cloud(Protocol):
 
     def refresh(self, group: Group, view: GroupView) -> GroupView:
         """`view` with only the floating resource read again (the cheap poll of a wait)."""
+
+    def describe_enis(self, eni_ids: Sequence[str]) -> dict[str, Eni]:
+        """The ENIs AWS knows of among `eni_ids` (tags included)."""
+
+    def bounded(self, time_left: Callable[[], float] | None) -> AbstractContextManager[None]:
+        """In the block, no AWS call of this thread starts once `time_left()` is <= 0."""
+
+    def permissions_to_take(self, group: Group, view: GroupView, target: str) -> list[Permission]:
+        """IAM's verdict (DryRun, real ids) on the calls that put the resource on `target`."""
+
+    def permissions_to_leave(self, group: Group, view: GroupView) -> list[Permission]:
+        """IAM's verdict on the calls made on the resource's holder, and what cannot be asked."""
 
     def detach(self, attachment_id: str, *, force: bool) -> None:
         """DetachNetworkInterface (Force only when told)."""

@@ -125,11 +125,24 @@ def _instance_status(self: Any) -> dict[str, Any]:
     return _status_block(self, 1)
 
 
+def _eni_from_cloudformation(
+    cls: Any, resource_name: str, cloudformation_json: Any, *args: Any, **kwargs: Any
+) -> Any:
+    # CloudFormation applies an AWS::EC2::NetworkInterface's Tags; moto drops them.
+    original = _originals[(NetworkInterface, "create_from_cloudformation_json")]
+    eni = original.__func__(cls, resource_name, cloudformation_json, *args, **kwargs)
+    tags = cloudformation_json.get("Properties", {}).get("Tags") or []
+    if tags:
+        eni.add_tags({str(t["Key"]): str(t["Value"]) for t in tags})
+    return eni
+
+
 _PATCHES: dict[tuple[type, str], Any] = {
     (BaseResponse, "call_action"): _call_action,
     (NetworkInterface, "attachment"): property(_attachment),
     (NetworkInterface, "instance_private_ip_address_list"): property(_instance_ip_list),
     (NetworkInterface, "get_filter_value"): _eni_filter_value,
+    (NetworkInterface, "create_from_cloudformation_json"): classmethod(_eni_from_cloudformation),
     (ElasticAddress, "private_ip_address"): property(_eip_private_ip),
     (ElasticAddress, "instance_id"): property(_eip_instance_id),
     (ElasticAddress, "network_interface_id"): property(_eip_eni_id),

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from moto.core.responses import ActionResult, EmptyResult
+from moto.core.utils import utcnow
 from moto.ec2.exceptions import (
     InvalidNetworkAttachmentIdError,
     InvalidParameterCombination,
@@ -102,16 +103,20 @@ class Ec2Rules(ElasticIpRules, RouteRules):
             "DescribeInstanceStatus": self._status_ids,
             "RunInstances": self._launching,
             "ReplaceRoute": self._replace_route,
+            "StartInstances": self._starting,
         }
         self._after: dict[str, _Handler] = {
             "AttachNetworkInterface": self._attached,
             "ModifyNetworkInterfaceAttribute": self._modify_apply,
             "RunInstances": self._launched,
+            "StartInstances": self._started,
             "TerminateInstances": self._terminated,
             "ModifyInstanceAttribute": self._instance_source_dest_check,
         }
         # RunInstances: the instances that existed before the call.
         self._known_instances: set[str] = set()
+        # StartInstances: the instances that were stopped before the call.
+        self._stopped: set[str] = set()
 
     def reset(self) -> None:
         """Forget pending transitions (stuck ENIs and set statuses are configuration: kept)."""
@@ -277,6 +282,16 @@ class Ec2Rules(ElasticIpRules, RouteRules):
                     # AWS's default for the primary ENI made at launch (moto: false).
                     instance.nics[0].delete_on_termination = True
         self._known_instances = set()
+
+    def _starting(self, backend: Any, params: dict[str, Any], now: float) -> None:
+        ids = params.get("InstanceIds") or []
+        self._stopped = {i for i in ids if backend.get_instance(i).state == "stopped"}
+
+    def _started(self, backend: Any, params: dict[str, Any], now: float) -> None:
+        # AWS's LaunchTime is the last start from stopped; moto keeps the first launch's.
+        for instance_id in self._stopped:
+            backend.get_instance(instance_id).launch_time = utcnow()
+        self._stopped = set()
 
     def _terminated(self, backend: Any, params: dict[str, Any], now: float) -> None:
         for instance_id in params.get("InstanceIds") or []:

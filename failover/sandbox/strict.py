@@ -21,8 +21,11 @@ from moto.core.exceptions import ServiceException
 from moto.core.responses import ActionResult
 
 from . import _patches
-from ._buckets import TokenBucket, bucket_for, new_buckets
+from ._buckets import Buckets, bucket_for
 from ._eips import error
+from ._faults import Faults, lost_reply_error
+from ._iam import TagScope, unauthorized
+from ._pages import Pages
 from ._rules import Ec2Rules
 
 # EC2 actions that read nothing but change AWS state (everything that is not a read).
@@ -49,6 +52,8 @@ _EC2_LOCK = threading.RLock()
 _active: StrictLayer | None = None
 
 _XML_CODE = re.compile(rb"<Code>([^<]+)</Code>")
+# DescribeInstanceStatus's status-check values (API reference, InstanceStatusSummary).
+STATUS_VALUES = frozenset({"ok", "impaired", "insufficient-data", "not-applicable", "initializing"})
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,7 @@ class Call:
     at: float
     error: str | None
     dry_run: bool
+    lost_reply: bool = False  # AWS applied the call; the caller saw `error` (InternalError)
 
     @property
     def mutating(self) -> bool:
@@ -112,6 +118,7 @@ class StrictLayer:
         eip_follow_delay_s: float = 0.0,
         eip_follows: bool = True,
         token_buckets: bool = False,
+        tag_scoped: bool = False,
         seed: int = 0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -125,15 +132,18 @@ class StrictLayer:
             eip_follows=eip_follows,
         )
         self.token_buckets = token_buckets
+        self.faults = Faults()
+        self.iam = TagScope(enabled=tag_scoped)
+        self.pages = Pages()
         self.calls: list[Call] = []
         self.on_call: Callable[[Call], None] | None = None
         self._log_lock = threading.Lock()
         self._random = random.Random(seed)
         self._fault_rate = 0.0
         self._fault_codes: tuple[str, ...] = ()
+        self._fault_actions: frozenset[str] = frozenset()
         self._denied: set[str] = set()
-        self._lost_replies: dict[str, int] = {}
-        self._buckets: dict[str, TokenBucket] = new_buckets(clock())
+        self._buckets = Buckets()
 
     # ---- life cycle --------------------------------------------------------------------
 
@@ -176,32 +186,32 @@ class StrictLayer:
     def _reset_state(self) -> None:
         with _EC2_LOCK:
             self.rules.reset()
-            self._buckets = new_buckets(self.clock())
+            self._buckets = Buckets()
 
     # ---- configuration -----------------------------------------------------------------
 
-    def stick_detach(self, eni_id: str) -> None:
-        """Graceful detaches of this ENI stay `detaching` forever; a Force detach completes one."""
+    def stick_detach(self, eni_id: str, *, stuck: bool = True) -> None:
+        """Graceful detaches of this ENI stay `detaching` forever (a Force detach completes one);
+        `stuck=False` lets the next ones complete again."""
         with _EC2_LOCK:
-            self.rules.stick(eni_id)
+            if stuck:
+                self.rules.stick(eni_id)
+            else:
+                self.rules.stuck.discard(eni_id)
 
     def inject_faults(
-        self, rate: float, codes: tuple[str, ...] = ("RequestLimitExceeded", "InternalError")
+        self,
+        rate: float,
+        codes: tuple[str, ...] = ("RequestLimitExceeded", "InternalError"),
+        actions: tuple[str, ...] = (),
     ) -> None:
-        """Answer this fraction of EC2 calls (seeded random) with one of `codes`, as AWS would."""
+        """Answer this fraction of EC2 calls (of `actions`, or all) with one of `codes`, as AWS would."""
         if not 0.0 <= rate <= 1.0 or (rate > 0 and not codes):
             raise ValueError("rate must be within [0, 1] and codes must not be empty")
         with _EC2_LOCK:
             self._fault_rate = rate
             self._fault_codes = tuple(codes)
-
-    def lose_replies(self, action: str, count: int = 1) -> None:
-        """The next `count` successful calls of `action` are applied, then answered InternalError.
-
-        A reply lost after AWS acted: botocore retries the call, and the retry meets the new state.
-        """
-        with _EC2_LOCK:
-            self._lost_replies[action] = self._lost_replies.get(action, 0) + count
+            self._fault_actions = frozenset(actions)
 
     def deny(self, *actions: str) -> None:
         """Answer these EC2 actions with UnauthorizedOperation, with or without DryRun."""
@@ -210,8 +220,30 @@ class StrictLayer:
 
     def set_status(self, instance_id: str, *, system: str = "ok", instance: str = "ok") -> None:
         """What DescribeInstanceStatus reports for this instance while it is running."""
+        if not {system, instance} <= STATUS_VALUES:
+            raise ValueError(f"status checks are one of {', '.join(sorted(STATUS_VALUES))}")
         with _EC2_LOCK:
             self.rules.statuses[instance_id] = (system, instance)
+
+    def lose_replies(self, action: str, count: int = 1) -> None:
+        """The next `count` applied calls of `action` answer InternalError (500): botocore retries."""
+        with _EC2_LOCK:
+            self.faults.lose_replies(action, count)
+
+    def disrupt_az(self, *zones: str) -> None:
+        """DescribeInstances/DescribeInstanceStatus naming an instance in `zones`, or none, fail."""
+        with _EC2_LOCK:
+            self.faults.disrupt(zones)
+
+    def restore_az(self, *zones: str) -> None:
+        """End the disruption of `zones` (of every zone when none is named)."""
+        with _EC2_LOCK:
+            self.faults.restore(zones or None)
+
+    def big_account(self, eni_threshold: int | None = 1000) -> None:
+        """Past this many ENIs, an unpaginated, unnarrowed DescribeNetworkInterfaces fails."""
+        with _EC2_LOCK:
+            self.pages.big_account_enis = eni_threshold
 
     # ---- the call log ------------------------------------------------------------------
 
@@ -219,9 +251,13 @@ class StrictLayer:
         """The logged calls that would have changed AWS state."""
         return [c for c in self._snapshot() if c.mutating]
 
-    def calls_to(self, action: str) -> list[Call]:
-        """The logged calls of one action, in order."""
-        return [c for c in self._snapshot() if c.action == action]
+    def calls_to(self, action: str, *, dry_run: bool | None = None) -> list[Call]:
+        """The logged calls of one action, in order (only DryRun ones, or none, when told)."""
+        return [
+            c
+            for c in self._snapshot()
+            if c.action == action and (dry_run is None or c.dry_run is dry_run)
+        ]
 
     def reset_log(self) -> None:
         """Forget the logged calls."""
@@ -233,7 +269,13 @@ class StrictLayer:
             return list(self.calls)
 
     def _record(
-        self, service: str, action: str, params: dict[str, Any], at: float, result: Any
+        self,
+        service: str,
+        action: str,
+        params: dict[str, Any],
+        at: float,
+        result: Any,
+        lost_reply: bool = False,
     ) -> None:
         status, _headers, body = result
         call = Call(
@@ -243,6 +285,7 @@ class StrictLayer:
             at=at,
             error=_error_code(int(status), body),
             dry_run=params.get("DryRun") is True,
+            lost_reply=lost_reply,
         )
         with self._log_lock:
             self.calls.append(call)
@@ -264,52 +307,60 @@ class StrictLayer:
             self._record(service, action, params, at, result)
             return result
         with _EC2_LOCK:
-            result = self._dispatch_ec2(response, original, action, params)
-        self._record(service, action, params, at, result)
+            result, lost = self._dispatch_ec2(response, original, action, params)
+        self._record(service, action, params, at, result, lost)
         return result
 
     def _dispatch_ec2(
         self, response: Any, original: Any, action: str, params: dict[str, Any]
-    ) -> Any:
+    ) -> tuple[Any, bool]:
+        """The answer, and whether it is a lost reply (AWS applied the call, answered 500)."""
         backend = response.ec2_backend
         now = self.clock()
         self.rules.advance(now)
         try:
-            self._gate(action, params, now)
+            self._gate(backend, action, params, now)
             handled = self.rules.before(backend, action, params, now)
+            if handled is None:
+                handled = self.pages.before(backend, action, params)
             if handled is not None:
-                return self._answer(response, handled)
-            result = original(response)
-            if int(result[0]) < 300:
-                self.rules.after(backend, action, params, now)
-                self.rules.advance(now)
-                if self._lost_replies.get(action, 0) > 0:
-                    self._lost_replies[action] -= 1
-                    raise _Answer(error("InternalError", _MESSAGE_OF["InternalError"]), 500)
-            return result
+                result = self._answer(response, handled)
+            else:
+                result = original(response)
+                if int(result[0]) < 300:
+                    self.rules.after(backend, action, params, now)
+                    self.rules.advance(now)
         except _Answer as answer:
-            return self._fail(response, answer.exc, answer.status)
+            return self._fail(response, answer.exc, answer.status), False
         except ServiceException as exc:
-            return self._fail(response, exc, None)
+            return self._fail(response, exc, None), False
+        if int(result[0]) < 300 and self.faults.take_lost_reply(action, params):
+            return self._fail(response, lost_reply_error(), 500), True
+        return result, False
 
-    def _gate(self, action: str, params: dict[str, Any], now: float) -> None:
-        """Throttling, injected faults, IAM denials and DryRun, in the order AWS meets them."""
+    def _gate(self, backend: Any, action: str, params: dict[str, Any], now: float) -> None:
+        """Throttling, faults, disrupted AZs, IAM denials and DryRun, in the order AWS meets them."""
         bucket = bucket_for(action, params) if self.token_buckets else None
-        if bucket is not None and not self._buckets[bucket].take(now):
+        if bucket is not None and not self._buckets.get(bucket, now).take(now):
             raise _Answer(error("RequestLimitExceeded", _MESSAGE_OF["RequestLimitExceeded"]), 503)
-        if self._fault_rate > 0 and self._random.random() < self._fault_rate:
+        if (
+            self._fault_rate > 0
+            and (not self._fault_actions or action in self._fault_actions)
+            and self._random.random() < self._fault_rate
+        ):
             code = self._random.choice(self._fault_codes)
             message = _MESSAGE_OF.get(code, f"Injected fault: {code}.")
             raise _Answer(error(code, message), _STATUS_OF.get(code))
+        try:
+            self.faults.check_read(backend, action, params)
+        except ServiceException as exc:
+            raise _Answer(exc, _STATUS_OF["Unavailable"]) from None
         if action in self._denied:
-            raise _Answer(
-                error(
-                    "UnauthorizedOperation",
-                    "You are not authorized to perform this operation. "
-                    f"User is not authorized to perform: ec2:{action}",
-                ),
-                403,
-            )
+            raise _Answer(unauthorized(action), 403)
+        try:
+            self.iam.check(backend, action, params)
+        except ServiceException as exc:
+            raise _Answer(exc, 403) from None
         if params.get("DryRun") is True:
             raise _Answer(
                 error("DryRunOperation", "Request would have succeeded, but DryRun flag is set."),

@@ -78,7 +78,11 @@ def _network(ec2: Any, region: str) -> _Network:
 def _launch(
     ec2: Any, net: _Network, subnet_id: str, count: int, group: str, instance_type: str
 ) -> list[dict[str, Any]]:
-    """Launch `count` members in one call; moto gives each a distinct primary private IP."""
+    """Launch `count` members in one call; moto gives each a distinct primary private IP.
+
+    Each member and its primary ENI carry the `failover:group` tag (a tag-scoped policy asks
+    it of the ENI an IP or EIP moves to); moto ignores a network-interface tag spec at launch.
+    """
     tags = [{"Key": "failover:group", "Value": group}]
     reply = ec2.run_instances(
         ImageId=_AMI,
@@ -89,7 +93,9 @@ def _launch(
         SecurityGroupIds=[net.sg_id],
         TagSpecifications=[{"ResourceType": "instance", "Tags": tags}],
     )
-    return list(reply["Instances"])
+    instances = list(reply["Instances"])
+    ec2.create_tags(Resources=[_eth0(i)["NetworkInterfaceId"] for i in instances], Tags=tags)
+    return instances
 
 
 def _eth0(instance: dict[str, Any]) -> dict[str, Any]:

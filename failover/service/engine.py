@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -26,20 +26,19 @@ from failover.core.errors import (
     MoveFailedError,
     PermanentCloudError,
     PermissionDeniedError,
-    RefusedError,
     StuckDetachError,
+    TransientCloudError,
 )
 from failover.core.model import MUTATING_STEPS, GroupView, Plan, Step, StepKind
 from failover.core.planner import (
-    candidates,
     expected_eip_target,
     plan_move,
-    refusals,
     rule_violation,
     step_done,
 )
 from failover.core.ports import Clock, Cloud, MoveRecord, StepRecord, Store
 from failover.service import converge
+from failover.service.targets import FORCED_DETAIL, Targets
 
 if TYPE_CHECKING:
     from failover.config import Group
@@ -57,6 +56,10 @@ WAIT_POLL_S = 0.2
 # pair, then the wait for a mutating token), and AWS's own refusal, answered by retargeting,
 # is the backstop. Past this age, or after any mutating call, the step reads AWS again.
 FRESH_VIEW_S = 1.0
+# Steps that put the resource on the target: AWS's refusal of one may be the target's fault.
+_TARGET_STEPS = frozenset(
+    {StepKind.ATTACH, StepKind.ASSIGN_IP, StepKind.ASSOCIATE_EIP, StepKind.REPLACE_ROUTE}
+)
 # Waits whose outcome shows in the floating resource alone (not in the members' interfaces).
 _RESOURCE_WAITS = frozenset(
     {
@@ -103,14 +106,15 @@ class MoveResult:
     elapsed_s: float = 0.0
     resumed: bool = False
     steps: tuple[StepRecord, ...] = field(default=())
+    skipped: tuple[str, ...] = ()  # targets passed over before the move: why each
 
 
 class _TargetRefused(Exception):
     """The chosen target cannot take the resource (AWS refused, or a rule says no)."""
 
-    def __init__(self, target: str, why: str) -> None:
+    def __init__(self, target: str, why: str, cause: FailoverError | None = None) -> None:
         super().__init__(why)
-        self.target, self.why = target, why
+        self.target, self.why, self.cause = target, why, cause
 
 
 StepListener = Callable[[Step | None, StepRecord], None]
@@ -137,26 +141,14 @@ class Engine:
         # The lease's fencing token of a group, journaled with every move begun under it.
         self._token_of = token_of
         self._eip_grace_s = eip_follow_grace_s
+        self.targets = Targets(cloud, store)
         self._caller: str | None = None
 
     # -- choosing -----------------------------------------------------------------------------
 
     def choose_target(self, view: GroupView, group: Group, requested: str | None) -> str:
         """`requested` if AWS's rules allow it, else the first running, rule-clean standby."""
-        if requested is not None:
-            if requested == view.active:
-                return requested
-            if (violation := rule_violation(view, group, requested)) is not None:
-                raise RefusedError(group.name, group.resource, violation)
-            return requested
-        options = candidates(view, group)
-        if not options:
-            raise RefusedError(
-                group.name,
-                group.resource,
-                "no other member can take it: " + "; ".join(refusals(view, group)),
-            )
-        return options[0]
+        return self.targets.choose(view, group, requested)
 
     def preview(self, group: Group, target: str | None = None) -> tuple[GroupView, Plan]:
         """What a move would do now: the view it starts from and its plan. Touches nothing."""
@@ -174,13 +166,19 @@ class Engine:
         force: bool = False,
         source_failed: bool = False,
         reason: str = "",
+        alternatives: Sequence[str] = (),
     ) -> MoveResult:
         """Move the group's resource to `target` (or the best candidate), finishing any journaled move first.
 
         `force` (the operator's --force) and `source_failed` (probes or EC2 say the member
         being left is down) are what allow a Force detach when a graceful one hangs.
+        Before the first mutating call, the target's calls are DryRun: a target IAM refuses
+        (or one a Force detach may have left with its device index busy) is passed over for
+        the next of `alternatives` (members the caller also judged fit), never half-moved to.
         """
         self.resume(group, force=force)
+        # move_timeout counts from here: the DryRuns before the first mutating call are the move's.
+        started = self.clock.monotonic()
         # One read serves the choice, the plan, the journal and (while fresh) the first step.
         read = self._observe(group)
         view = read.view
@@ -188,6 +186,19 @@ class Engine:
         plan = plan_move(view, group, chosen)
         if not plan.steps:
             return MoveResult(group.name, "nothing-to-do", view.active, chosen)
+        options = [chosen] + [
+            a
+            for a in alternatives
+            if a not in (chosen, view.active) and rule_violation(view, group, a) is None
+        ]
+        with self.cloud.bounded(self._time_left(group, started)):
+            screened = self.targets.screen(group, view, options, force=force)
+        picked, skipped = screened.picked, screened.skipped
+        if picked is None:
+            raise screened.refusal(group)
+        if picked != chosen:
+            log.warning("group %s: passed over %s", group.name, "; ".join(skipped))
+            chosen, plan = picked, plan_move(view, group, picked)
         leaving = view.member(plan.source) if plan.source else None
         record = MoveRecord(
             move_id=uuid.uuid4().hex[:12],
@@ -197,7 +208,8 @@ class Engine:
             source=plan.source,
             target=chosen,
             caller=self.caller(),
-            reason=reason or f"manual move to {chosen}",
+            reason=(reason or f"manual move to {chosen}")
+            + (f" (passed over {'; '.join(skipped)})" if skipped else ""),
             started_at=self.clock.now(),
             forced=force or source_failed or leaving is None or leaving.failed_in_ec2,
             token=self._token_of(group.name) if self._token_of is not None else None,
@@ -213,7 +225,8 @@ class Engine:
             chosen,
             record.reason,
         )
-        return self._execute(group, record, read)
+        result = self._execute(group, record, read, started=started)
+        return replace(result, skipped=tuple(skipped))
 
     def resume(self, group: Group, *, force: bool = False) -> list[MoveResult]:
         """Finish every move of `group` the journal shows as started but not finished.
@@ -247,21 +260,44 @@ class Engine:
             self._caller = self.cloud.caller_identity()
         return self._caller
 
+    def _time_left(self, group: Group, started: float) -> Callable[[], float]:
+        """Seconds left of the move begun at `started` (monotonic), for the Cloud's bound."""
+        return lambda: started + group.policy.move_timeout_s - self.clock.monotonic()
+
     def _execute(
-        self, group: Group, record: MoveRecord, read: _Read | None, *, resumed: bool = False
+        self,
+        group: Group,
+        record: MoveRecord,
+        read: _Read | None,
+        *,
+        resumed: bool = False,
+        started: float | None = None,
     ) -> MoveResult:
-        start = self.clock.monotonic()
+        start = self.clock.monotonic() if started is None else started
         deadline = start + group.policy.move_timeout_s
         target, tried = record.target, set[str]()
         events: list[StepRecord] = []
+        first: _TargetRefused | None = None
         try:
-            while True:
-                try:
-                    self._run_plan(group, record, target, deadline, events, read)
-                    break
-                except _TargetRefused as refused:
-                    tried.add(refused.target)
-                    target, read = self._next_target(group, record, tried, refused, events)
+            # No call of the move starts after its deadline (the error path's read is outside).
+            with self.cloud.bounded(self._time_left(group, start)):
+                while True:
+                    try:
+                        self._run_plan(group, record, target, deadline, events, read)
+                        break
+                    except _TargetRefused as refused:
+                        first = first or refused
+                        tried.add(refused.target)
+                        target, read = self._next_target(group, record, tried, refused, events)
+            if first is not None and target == record.source:
+                # Back where it started (never left unowned): the move failed, and why.
+                if isinstance(first.cause, PermissionDeniedError):
+                    raise first.cause
+                raise MoveFailedError(
+                    group.name,
+                    group.resource,
+                    f"{first.target} refused ({first.why}); it stays on {target}",
+                )
         except LeaseLostError:
             # Another orchestrator holds the group now: its journal replay finishes the move.
             log.error(
@@ -311,21 +347,14 @@ class Engine:
         """
         read = self._observe(group)
         view = read.view
-        leaving = {record.source} if record.source else set()
-        options = candidates(view, group, exclude=frozenset(tried | leaving))
-        last_resort = record.source
-        if (
-            not options
-            and last_resort is not None
-            and last_resort not in tried
-            and rule_violation(view, group, last_resort) is None
-        ):
-            options = [last_resort]
-        if not options:
+        screened = self.targets.after_refusal(group, view, record.source, tried)
+        picked = screened.picked
+        if picked is None:
+            passed = f"; passed over {'; '.join(screened.skipped)}" if screened.skipped else ""
             raise MoveFailedError(
                 group.name,
                 group.resource,
-                f"{refused.target} refused ({refused.why}) and no other member can take it",
+                f"{refused.target} refused ({refused.why}) and no other member can take it{passed}",
             )
         self._emit(
             None,
@@ -333,12 +362,12 @@ class Engine:
             events,
             StepRecord(
                 "retarget",
-                f"{refused.target} refused: {refused.why}; trying {options[0]}",
+                f"{refused.target} refused: {refused.why}; trying {picked}",
                 "done",
                 self.clock.now(),
             ),
         )
-        return options[0], read
+        return picked, read
 
     def _close_failed(self, group: Group, record: MoveRecord, exc: FailoverError) -> None:
         """Close the journal entry, unless the resource is left unowned: then the next run finishes it."""
@@ -502,26 +531,43 @@ class Engine:
                 self._guard(group.name)
             try:
                 return self._call(group, step, view), current.spent()
-            except PermissionDeniedError:
-                raise
             except PermanentCloudError as exc:
-                if step.kind is StepKind.REPLACE_ROUTE:
-                    return self._judge_route_refusal(group, step, exc)
-                if step.kind in (StepKind.ATTACH, StepKind.ASSIGN_IP, StepKind.ASSOCIATE_EIP):
-                    raise _TargetRefused(step.target, f"{exc.code}: {exc.message}") from None
-                raise
+                return self._judge_refusal(group, step, exc)
 
         return converge.until(attempt, lambda _: True, clock=self.clock, deadline=deadline)
 
-    def _judge_route_refusal(
+    def _judge_refusal(
         self, group: Group, step: Step, exc: PermanentCloudError
     ) -> tuple[str, _Read]:
-        """ReplaceRoute takes no idempotency token: what the table shows now judges a refusal."""
+        """AWS refused a step's call: read AWS before believing it.
+
+        A call retried after its reply was lost is refused against the state it made
+        (AttachNetworkInterface, which takes no idempotency token, answers InUse): a step
+        AWS shows done is done. An ENI still attached elsewhere (a detach settling) is a
+        wait, until the deadline. Only a refusal AWS's state does not explain is the
+        target's, and moves the resource on to another member.
+        """
         read = self._observe(group)
-        if step_done(step, read.view, group):
-            return f"already true in AWS (after {exc.code})", read
-        if violation := rule_violation(read.view, group, step.target):
-            raise _TargetRefused(step.target, violation) from None
+        view = read.view
+        if step_done(step, view, group):
+            log.warning(
+                "group %s: %s answered %s, but AWS shows it done (a retried call whose first "
+                "reply was lost)",
+                group.name,
+                step.describe(),
+                exc.code,
+            )
+            return f"done in AWS (the call was answered {exc.code})", read
+        att = view.eni.attachment if view.eni else None
+        if step.kind is StepKind.ATTACH and exc.code.endswith(".InUse") and att is not None:
+            raise TransientCloudError(
+                exc.action,
+                exc.code,
+                f"{step.resource} is still {att.status} on {att.instance_id}",
+                exc.resource,
+            ) from None
+        if step.kind in _TARGET_STEPS:
+            raise _TargetRefused(step.target, f"{exc.code}: {exc.message}", exc) from None
         raise exc
 
     def _call(self, group: Group, step: Step, view: GroupView) -> str:
@@ -594,4 +640,4 @@ class Engine:
                 step.resource,
                 f"forced detach from {source} did not finish before move_timeout",
             )
-        return "forced after detach_timeout", read
+        return f"{FORCED_DETAIL} the detach from {source} after detach_timeout", read

@@ -31,6 +31,7 @@ Prober = Callable[[Sequence[ProbeTarget]], list[ProbeResult]]
 # 3 refused by a safety rule, 0 otherwise.
 _SEVERITY = {
     "failed": 1,
+    "unknown": 1,
     "degraded": 1,
     "refused": 3,
     "cooldown": 3,
@@ -46,7 +47,7 @@ class GroupOutcome:
 
     group: str
     decision: Decision
-    outcome: str  # stay | moved | would-move | failed | refused | degraded | cooldown | hold | held | suspect
+    outcome: str  # stay | moved | would-move | failed | refused | degraded | cooldown | hold | held | suspect | unknown
     active: str | None
     result: MoveResult | None = None
     error: str = ""
@@ -74,14 +75,17 @@ def log_alert(event: str, group: str, message: str) -> None:
     log.warning("ALERT %s group=%s: %s", event, group, message)
 
 
-def ec2_verdict(instance: Instance) -> tuple[bool, str]:
-    """The `ec2` check: running with both status checks ok. No verdict counts as a failure."""
+def ec2_verdict(instance: Instance) -> tuple[bool | None, str]:
+    """The `ec2` check: running with both status checks ok. No verdict yet counts as a failure;
+    `insufficient-data` is unknown (None): neither a failure nor a pass, so never a Force."""
     if instance.state != "running":
         return False, f"ec2: {instance.state}"
     if instance.status_ok is True:
         return True, "ec2: running, checks ok"
     if instance.status_ok is False:
         return False, "ec2: status checks impaired"
+    if instance.checks_insufficient:
+        return None, "ec2: status checks report insufficient-data"
     return False, "ec2: no status-check verdict yet"
 
 
@@ -107,7 +111,7 @@ class Monitor:
         self._parallel = max_parallel_moves
         # Metrics and post-move hooks observe; a move never waits on them.
         self._on_health, self._on_move, self._after_move = on_health, on_move, after_move
-        self._status_cache: dict[str, bool | None] = {}
+        self._status_cache: dict[str, tuple[bool | None, bool]] = {}
         # Members' primary IPs as the last pass saw them: the `{address}` of post-move hooks.
         self._private_ips: dict[str, str] = {}
 
@@ -122,9 +126,13 @@ class Monitor:
                 if group.name in unfinished:
                     self._finish_open_moves(group)
         views = self._observe(groups, ec2_due=ec2_due)
+        # A group AWS could not be read for (a disrupted AZ) is judged on nothing: no move,
+        # no counter change; it is reported `unknown` and the pass goes on with the others.
+        unread = [g for g in groups if views[g.name].unread]
+        groups = [g for g in groups if not views[g.name].unread]
         verdicts = self._probe_all(groups, views)
         now = self.clock.now()
-        suspect = network_suspect([ok for ok, _ in verdicts.values()])
+        suspect = network_suspect([ok for ok, _ in verdicts.values() if ok is not None])
         if suspect:
             self._alert(
                 "suspect",
@@ -132,7 +140,9 @@ class Monitor:
                 "every member of every group failed this pass: suspecting our own network",
             )
         # Every group's counters, state and last hour of moves in a few batched reads.
-        memory = self.store.load_groups({g.name: g.instance_ids for g in groups}, now - 3600.0)
+        memory = self.store.load_groups(
+            {g.name: g.instance_ids for g in [*groups, *unread]}, now - 3600.0
+        )
         healths = self._fold_health(groups, memory, verdicts, now, save=not dry_run)
         decisions: list[tuple[Group, Decision, GroupState]] = []
         for group in groups:
@@ -148,6 +158,10 @@ class Monitor:
             decision = decide(views[group.name], group, health, facts)
             log.info("group %s: %s: %s", group.name, decision.action, decision.reason)
             decisions.append((group, decision, state))
+        for group in unread:
+            decision = Decision("unknown", f"AWS could not be read: {views[group.name].unread}")
+            log.warning("group %s: %s: %s", group.name, decision.action, decision.reason)
+            decisions.append((group, decision, memory[group.name].state))
         return self._act(decisions, views, dry_run=dry_run)
 
     def _finish_open_moves(self, group: Group) -> None:
@@ -181,13 +195,19 @@ class Monitor:
         )
         if wants_status:
             for view in views.values():
-                self._status_cache.update({m.instance_id: m.status_ok for m in view.members})
+                self._status_cache.update(
+                    {m.instance_id: (m.status_ok, m.checks_insufficient) for m in view.members}
+                )
             return views
         return {
             name: replace(
                 view,
                 members=tuple(
-                    replace(m, status_ok=self._status_cache.get(m.instance_id))
+                    replace(
+                        m,
+                        status_ok=self._status_cache.get(m.instance_id, (None, False))[0],
+                        checks_insufficient=self._status_cache.get(m.instance_id, (None, False))[1],
+                    )
                     for m in view.members
                 ),
             )
@@ -196,8 +216,12 @@ class Monitor:
 
     def _probe_all(
         self, groups: Sequence[Group], views: dict[str, GroupView]
-    ) -> dict[tuple[str, str], tuple[bool, str]]:
-        """(group, instance) -> (ok, reason), every check of a member folded into one verdict."""
+    ) -> dict[tuple[str, str], tuple[bool | None, str]]:
+        """(group, instance) -> (ok, reason), every check of a member folded into one verdict.
+
+        ok is None when the only check with something to say had no verdict (EC2's
+        insufficient-data): the member's counters stay as they were.
+        """
         targets: list[ProbeTarget] = []
         for group in groups:
             view = views[group.name]
@@ -209,16 +233,20 @@ class Monitor:
             failures.setdefault((r.group, r.instance_id), [])
             if not r.ok:
                 failures[(r.group, r.instance_id)].append(f"{r.check} {r.reason}")
-        verdicts: dict[tuple[str, str], tuple[bool, str]] = {}
+        verdicts: dict[tuple[str, str], tuple[bool | None, str]] = {}
         for group in groups:
             has_ec2 = any(c.type == "ec2" for c in group.checks)
             for member in views[group.name].members:
                 key = (group.name, member.instance_id)
                 bad = list(failures.get(key, []))
+                ok: bool | None = True
                 if has_ec2:
                     ok, why = ec2_verdict(member)
-                    if not ok:
+                    if ok is False:
                         bad.insert(0, why)
+                    elif ok is None and key not in failures:
+                        verdicts[key] = (None, why)  # nothing else was asked: no verdict
+                        continue
                 verdicts[key] = (not bad, "; ".join(bad) if bad else "all checks passed")
         return verdicts
 
@@ -226,7 +254,7 @@ class Monitor:
         self,
         groups: Sequence[Group],
         memory: Mapping[str, GroupMemory],
-        verdicts: dict[tuple[str, str], tuple[bool, str]],
+        verdicts: dict[tuple[str, str], tuple[bool | None, str]],
         now: float,
         *,
         save: bool = True,
@@ -239,12 +267,13 @@ class Monitor:
         folded: dict[str, dict[str, MemberHealth]] = {}
         for group in groups:
             previous = memory[group.name].health
-            folded[group.name] = {
-                i: update_health(
-                    previous.get(i, MemberHealth(i)), *verdicts[(group.name, i)], now, group.policy
+            folded[group.name] = {}
+            for i in group.instance_ids:
+                before = previous.get(i, MemberHealth(i))
+                ok, why = verdicts[(group.name, i)]
+                folded[group.name][i] = (
+                    before if ok is None else update_health(before, ok, why, now, group.policy)
                 )
-                for i in group.instance_ids
-            }
         if save:
             self.store.save_health_many({g: list(h.values()) for g, h in folded.items()})
         if self._on_health is not None:
@@ -309,6 +338,7 @@ class Monitor:
                 target=decision.target,
                 source_failed=decision.source_failed,
                 reason=decision.reason,
+                alternatives=decision.alternatives,
             )
         except RefusedError as exc:
             self._alert("move-refused", group.name, str(exc))
@@ -316,10 +346,11 @@ class Monitor:
         except FailoverError as exc:
             self._alert("move-failed", group.name, str(exc))
             return GroupOutcome(group.name, decision, "failed", None, error=str(exc))
+        passed = f" (passed over {'; '.join(result.skipped)})" if result.skipped else ""
         self._alert(
             "move-finished",
             group.name,
-            f"{result.source} -> {result.target} in {result.elapsed_s:.1f}s",
+            f"{result.source} -> {result.target} in {result.elapsed_s:.1f}s{passed}",
         )
         return GroupOutcome(group.name, decision, "moved", result.target, result=result)
 
@@ -327,8 +358,10 @@ class Monitor:
         self, group: Group, decision: Decision, outcome: GroupOutcome, state: GroupState
     ) -> None:
         """Keep the group's status; alert on entering degraded or held, not on every pass."""
-        status = {"degraded": "degraded", "hold": "held", "held": "held"}.get(outcome.outcome, "ok")
-        if status != state.status and status in ("degraded", "held"):
+        status = {"degraded": "degraded", "hold": "held", "held": "held", "unknown": "unknown"}.get(
+            outcome.outcome, "ok"
+        )
+        if status != state.status and status in ("degraded", "held", "unknown"):
             self._alert(status, group.name, decision.reason)
         held = state.held or outcome.outcome == "hold"
         new = replace(

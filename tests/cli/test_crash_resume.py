@@ -108,7 +108,7 @@ def test_move_killed_after_detach_is_finished_by_the_next_run(sandbox: SandboxFa
     crash = move_killed_after(sb, config, "DetachNetworkInterface")
     assert crash.returncode == -signal.SIGKILL
     assert sb.eni_attachment(eni) is None
-    assert not sb.layer.calls_to("AttachNetworkInterface")
+    assert not sb.layer.calls_to("AttachNetworkInterface", dry_run=False)
     crashed = open_move(config, world)
     sb.layer.reset_log()
 

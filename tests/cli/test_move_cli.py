@@ -157,7 +157,7 @@ def test_stuck_detach_from_a_running_primary_stops_and_asks_for_force(
     assert att["Status"] in ("attached", "detaching")
     detaches = [c for c in sb.layer.calls_to("DetachNetworkInterface") if not c.dry_run]
     assert [c.params.get("Force") for c in detaches] == [False]
-    assert not sb.layer.calls_to("AttachNetworkInterface")
+    assert not sb.layer.calls_to("AttachNetworkInterface", dry_run=False)
 
     forced = run_cli("move", "g", "--yes", "--force", "--config", str(config))
     assert forced.returncode == 0, forced.stderr

@@ -210,3 +210,31 @@ def test_validate_flags_taken_index_on_every_standby() -> None:
     assert validation_problems(view, group()) == [
         f"device index 1 on standby {C} is taken by eni-0999999999999999a"
     ]
+
+
+def _on_subnet(iid: str, subnet: str, *, ip: str | None = None) -> Instance:
+    ips = (f"10.0.1.{ord(iid[3])}", *((ip,) if ip else ()))
+    eth0 = Interface(f"eni-{iid[2:]}", 0, ips, subnet_id=subnet)
+    return Instance(iid, "running", "us-east-1a", private_ip=ips[0], interfaces=(eth0,))
+
+
+def test_a_secondary_ip_moves_only_to_an_eth0_in_its_subnet() -> None:
+    """Rule: AssignPrivateIpAddresses needs the IP inside the target ENI's subnet; same AZ is not enough."""
+    g = group(Mode.SECONDARY_IP)
+    view = GroupView(
+        "db",
+        Mode.SECONDARY_IP,
+        (
+            _on_subnet(A, "subnet-a", ip="10.0.1.50"),
+            _on_subnet(B, "subnet-a"),
+            _on_subnet(C, "subnet-c"),
+        ),
+        ip="10.0.1.50",
+    )
+    assert rule_violation(view, g, B) is None
+    violation = rule_violation(view, g, C)
+    assert violation is not None
+    assert "subnet-c" in violation
+    assert "subnet-a" in violation
+    assert candidates(view, g) == [B]
+    assert [p for p in validation_problems(view, g) if C in p]

@@ -17,7 +17,8 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.config import Config
 
-from failover.aws.pacing import BUCKET_SIZES, Pacer, bucket_for
+from failover.aws import bounds
+from failover.aws.pacing import NON_MUTATING, Pacer, bucket_for, bucket_size
 
 from ..clocks import FakeClock
 from ..conftest import REGION
@@ -64,7 +65,7 @@ def paced_client(clock: FakeClock, ec2: FakeEc2, attempts: int = 3) -> Any:
 def test_calls_past_the_burst_wait_for_the_refill() -> None:
     clock, ec2 = FakeClock(mono=100.0), FakeEc2()
     client = paced_client(clock, ec2)
-    burst, rate = BUCKET_SIZES["describe"]
+    burst, rate = NON_MUTATING
 
     for _ in range(int(burst) + 10):
         client.describe_instances(InstanceIds=["i-0123456789abcdef0"])
@@ -76,7 +77,7 @@ def test_calls_past_the_burst_wait_for_the_refill() -> None:
 def test_every_retry_of_a_throttled_call_draws_a_token() -> None:
     clock, ec2 = FakeClock(mono=100.0), FakeEc2()
     client = paced_client(clock, ec2, attempts=3)
-    burst, rate = BUCKET_SIZES["describe"]
+    burst, rate = NON_MUTATING
     for _ in range(int(burst) - 1):  # all but one token of the burst
         client.describe_instances(InstanceIds=["i-0123456789abcdef0"])
     assert clock.slept == []
@@ -89,10 +90,50 @@ def test_every_retry_of_a_throttled_call_draws_a_token() -> None:
     assert clock.slept == [pytest.approx(1 / rate), pytest.approx(1 / rate)]
 
 
-def test_the_bucket_follows_the_call_and_its_parameters() -> None:
-    assert bucket_for("AttachNetworkInterface", {}) == "mutating"
-    assert bucket_for("AssignPrivateIpAddresses", {}) == "private-ip"
-    assert bucket_for("ReplaceRoute", {}) == "replace-route"  # EC2 meters it on its own
-    assert bucket_for("DescribeInstances", {"InstanceIds": ["i-1"]}) == "describe"
-    assert bucket_for("DescribeInstances", {}) == "unfiltered-describe"
+def test_each_api_action_has_its_own_bucket_sized_by_ec2s_throttling_table() -> None:
+    """Rule (EC2 API throttling docs): every action is throttled in its own bucket; the
+    category (or the uncategorized table) gives its size; unfiltered describes get a smaller one."""
+    assert bucket_for("AttachNetworkInterface", {}) == "AttachNetworkInterface"
+    assert bucket_for("DetachNetworkInterface", {}) == "DetachNetworkInterface"
+    assert bucket_size("AttachNetworkInterface") == (50.0, 5.0)
+    assert bucket_size("AssignPrivateIpAddresses") == (100.0, 5.0)
+    assert bucket_size("ModifyNetworkInterfaceAttribute") == (100.0, 5.0)
+    assert bucket_for("ReplaceRoute", {}) == "ReplaceRoute"
+    assert bucket_size("ReplaceRoute") == (50.0, 5.0)
+    assert bucket_for("DescribeInstances", {"InstanceIds": ["i-1"]}) == "DescribeInstances"
+    assert bucket_size("DescribeInstances") == (100.0, 20.0)
+    unfiltered = bucket_for("DescribeInstances", {})
+    assert unfiltered is not None
+    assert unfiltered != "DescribeInstances"
+    assert bucket_size(unfiltered) == (50.0, 10.0)
     assert bucket_for("GetCallerIdentity", {}) is None
+
+
+def test_attaches_do_not_wait_for_detach_tokens() -> None:
+    """Rule: a burst of detaches leaves the attach bucket full (one shared bucket made an AZ
+    failure's attaches queue behind its detaches)."""
+    clock = FakeClock(mono=100.0)
+    pacer = Pacer(clock.monotonic, clock.sleep)
+    burst, _ = bucket_size("DetachNetworkInterface")
+    for _ in range(int(burst)):
+        pacer._wait_for("DetachNetworkInterface")
+    assert pacer._wait_for("AttachNetworkInterface") == 0.0
+    assert pacer._wait_for("DetachNetworkInterface") > 0.0
+
+
+def test_no_token_wait_past_a_moves_deadline() -> None:
+    """Rule (bounded calls): a call whose token comes only after its move's deadline is not
+    waited for: DeadlineReached at once, and the token is left for others."""
+    clock = FakeClock(mono=100.0)
+    pacer = Pacer(clock.monotonic, clock.sleep)
+    burst, rate = bucket_size("AttachNetworkInterface")
+    for _ in range(int(burst)):
+        pacer._wait_for("AttachNetworkInterface")
+    deadline = clock.monotonic() + 0.5 / rate
+    with (
+        bounds.bounded(lambda: deadline - clock.monotonic()),
+        pytest.raises(bounds.DeadlineReached),
+    ):
+        pacer._wait_for("AttachNetworkInterface")
+    assert clock.slept == []
+    assert pacer._wait_for("AttachNetworkInterface") == pytest.approx(1 / rate)

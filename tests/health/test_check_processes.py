@@ -69,7 +69,7 @@ def test_check_fails_over_after_exactly_fall_failed_runs(
     assert f"active {primary} failed 3 probes" in moves[0].reason
     assert "connection refused" in moves[0].reason
     assert len(sb.layer.calls_to("DetachNetworkInterface")) == 1
-    assert len(sb.layer.calls_to("AttachNetworkInterface")) == 1
+    assert len(sb.layer.calls_to("AttachNetworkInterface", dry_run=False)) == 1
 
 
 def test_check_fails_over_a_stopped_primary_through_the_ec2_check(

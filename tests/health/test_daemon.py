@@ -108,7 +108,7 @@ def test_sigterm_mid_move_lets_the_move_finish_then_exits_0(
     assert d.wait() == 0, d.log()
 
     assert sb.eni_owner(world.eni_id) == standby
-    [attach] = sb.layer.calls_to("AttachNetworkInterface")
+    [attach] = sb.layer.calls_to("AttachNetworkInterface", dry_run=False)
     assert attach.error is None
     assert attach.at > sent_at[0] + 1.5  # attached after the signal, once the detach finished
     [move] = _finished_moves(sb)

@@ -77,7 +77,7 @@ def test_a_primary_dying_repeatedly_is_held_after_max_moves_per_hour(
     rig.clock.advance(3600)  # the hour is over, but a hold waits for an operator
     assert rig.run_pass()["g0"].outcome == "held"
     assert len(rig.moves()) == 2
-    assert len(rig.layer.calls_to("AttachNetworkInterface")) == 2
+    assert len(rig.layer.calls_to("AttachNetworkInterface", dry_run=False)) == 2
 
     code, out = rig.cli_check(capsys)
     assert code == 3, out

@@ -1,0 +1,80 @@
+"""EC2 calls bounded by a move's deadline: no attempt starts after it, mutating calls try few times.
+
+botocore's retry mode would retry a throttled call up to `aws.max_attempts` times with
+backoffs of up to 20 s each: on a move with a 60 s deadline, one call could outlive it. So,
+for the calls of this thread while a deadline is set (`bounded`):
+- no attempt is sent after the deadline (a `before-send` handler refuses it, before moto's
+  in-process stub or the HTTP send: nothing reaches AWS), and no retry is asked for past it;
+- a mutating call is tried at most MUTATING_ATTEMPTS times (AttachNetworkInterface takes no
+  idempotency token: each retry is a new call that AWS judges against the new state);
+- the pacer waits for a token only if the token comes before the deadline.
+A move therefore ends at most one attempt's timeout (connect + read) after its deadline.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from botocore.exceptions import BotoCoreError
+
+MUTATING_ATTEMPTS = 3
+_READ_PREFIXES = ("Describe", "Get", "List", "Search")
+
+_local = threading.local()
+
+
+class DeadlineReached(BotoCoreError):
+    """An EC2 call of a bounded move would start after the move's deadline; it was not sent.
+
+    `code` and `message` are AWS's last answer to this thread's call, when it had one (the
+    throttling that kept the call from succeeding in time): the operator's real cause.
+    """
+
+    fmt = "{reason}"
+
+    def __init__(self, reason: str) -> None:
+        last: tuple[str, str] | None = getattr(_local, "last_answer", None)
+        self.code, self.message = last or ("DeadlineReached", reason)
+        if last is not None:
+            reason = f"{last[1]} (still the answer when the move's deadline passed)"
+        super().__init__(reason=reason)
+
+
+@contextmanager
+def bounded(time_left: Callable[[], float] | None) -> Iterator[None]:
+    """Bound this thread's EC2 calls for the block: `time_left()` is the seconds to the deadline."""
+    previous = getattr(_local, "time_left", None)
+    _local.time_left = time_left
+    try:
+        yield
+    finally:
+        _local.time_left = previous
+
+
+def exhausted(after: float = 0.0) -> bool:
+    """Whether this thread's deadline comes within `after` seconds (False when unbounded)."""
+    time_left: Callable[[], float] | None = getattr(_local, "time_left", None)
+    return time_left is not None and time_left() <= after
+
+
+def attach(client: Any) -> None:
+    """Make `client` (an EC2 client) honour the deadline and the mutating-attempts cap."""
+
+    def refuse_late(**_: Any) -> None:
+        if exhausted():
+            raise DeadlineReached("the move's deadline passed before the call was sent")
+
+    def limit_retries(attempts: int, operation: Any, response: Any = None, **_: Any) -> bool | None:
+        error = response[1].get("Error", {}) if response is not None else {}
+        _local.last_answer = (str(error["Code"]), str(error.get("Message", ""))) if error else None
+        mutating = not str(operation.name).startswith(_READ_PREFIXES)
+        if (mutating and attempts >= MUTATING_ATTEMPTS) or exhausted():
+            return False  # first in line: botocore's own retry handler is not asked
+        return None
+
+    events = client.meta.events
+    events.register_first("before-send.ec2", refuse_late)
+    events.register_first("needs-retry.ec2", limit_retries)
