@@ -567,7 +567,9 @@ class Engine:
                 exc.resource,
             ) from None
         if step.kind in _TARGET_STEPS:
-            raise _TargetRefused(step.target, f"{exc.code}: {exc.message}", exc) from None
+            # A rule the fresh read shows broken says why in the operator's words.
+            why = rule_violation(view, group, step.target) or f"{exc.code}: {exc.message}"
+            raise _TargetRefused(step.target, why, exc) from None
         raise exc
 
     def _call(self, group: Group, step: Step, view: GroupView) -> str:

@@ -34,7 +34,7 @@ def routes(r: Rig) -> list[tuple[str | None, str]]:
 
 
 def replace_routes(r: Rig) -> list[Call]:
-    return r.layer.calls_to("ReplaceRoute")
+    return r.layer.calls_to("ReplaceRoute", dry_run=False)
 
 
 def test_route_move_points_every_table_at_the_standby_in_another_az(rig: RigFactory) -> None:
