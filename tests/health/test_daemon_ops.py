@@ -120,18 +120,20 @@ def test_check_refuses_while_a_daemon_acts_on_the_same_state(
     loopback: Callable[..., Loopback],
     daemon: Callable[[Path], DaemonProcess],
 ) -> None:
-    """Rule: one acting orchestrator per SQLite state: a cron check next to a daemon exits 3."""
+    """Rule: a group is moved by one holder at a time: a cron check next to a daemon that holds
+    the group's claim (SQLite state) exits 3, naming the daemon, and touches nothing."""
     sb = sandbox()
     world = sb.world("eni")
     lo = loopback([world.primary, world.standbys[0]])
     group = sb.group(world, "eni", members=lo.members(), checks=[lo.check()])
     config = sb.config(group, defaults={"interval": "500ms", "timeout": "300ms"})
     d = daemon(config)
-    wait_until(lambda: (sb.tmp_path / "state.db.lock").exists(), 30, "the daemon's lock")
+    d.wait_log("holding the leases of 1 groups", 30)
     sb.layer.reset_log()
     done = run_cli("check", "--config", str(config))
     assert done.returncode == 3, done.stdout + done.stderr
-    assert "holds" in done.stderr
-    assert "state.db.lock" in done.stderr
+    assert done.stdout.startswith("g: refused: group g is held by "), done.stdout
+    assert f":{d.proc.pid}:" in done.stdout
+    assert "(a failover daemon)" in done.stdout
     assert sb.layer.mutating_calls() == []
     assert d.running

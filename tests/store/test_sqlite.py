@@ -62,7 +62,9 @@ def test_a_file_from_a_newer_failover_is_a_config_error(tmp_path: Path) -> None:
     with closing(sqlite3.connect(path)) as conn:
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
 
-    with pytest.raises(ConfigError, match=r"schema version 2 is newer.*upgrade failover"):
+    with pytest.raises(
+        ConfigError, match=rf"schema version {SCHEMA_VERSION + 1} is newer.*upgrade failover"
+    ):
         SqliteStore(path)
 
 
