@@ -212,6 +212,9 @@ class Daemon:
                 len(lost),
                 _some(lost),
             )
+            asked = self._fence.lease.requested()
+            for group in (g for g in lost if g in asked):
+                log.info("handed group %s over to %s (a failover move)", group, asked[group])
             if self._on_leases is not None:
                 self._on_leases(held.keys())
             self._pass_now(taken)

@@ -98,8 +98,8 @@ def _show_plan(switchover: Switchover, group: Group, request: MoveRequest) -> st
         raise RefusedError(group.name, group.resource, decision.reason)
     for record in preview.unfinished:
         click.echo(
-            f"group {group.name}: move {record.move_id} ({record.source} -> {record.target}) "
-            f"was left unfinished at {when(record.started_at)}; it is finished first"
+            f"group {group.name}: move {record.move_id} ({record.source} -> {record.target}), "
+            f"begun at {when(record.started_at)}, is open in the journal: it is finished first"
         )
     if plan is None or not plan.steps:
         if not preview.unfinished:
