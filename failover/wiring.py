@@ -250,7 +250,7 @@ def open_store(state: StateSettings, aws: AwsSettings | None = None) -> Store:
 
 def create_state_table(settings: Settings) -> bool:
     """Create the DynamoDB state table (`validate --create-table`); False when it already exists."""
-    from failover.aws.dynamodb import create_table
+    from failover.aws.dynamodb_create import create_table
 
     assert settings.state.table is not None
     return create_table(make_client(settings.aws, "dynamodb"), settings.state.table)

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 from failover.coord.handover import take
-from failover.core.errors import CloudError, LeaseLostError
+from failover.core.errors import FailoverError, LeaseLostError
 from failover.core.ports import Lease
 
 
@@ -103,7 +103,7 @@ class Fence:
         with self._lock:
             tokens, self._tokens = self._tokens, {}
         if tokens:
-            with contextlib.suppress(CloudError):
+            with contextlib.suppress(FailoverError):
                 self._lease.release(tokens)
 
 
@@ -119,7 +119,7 @@ class Keeper:
 
     def start(self) -> Keeper:
         """Heartbeat now (a failure is retried on schedule), then every renew interval."""
-        with contextlib.suppress(CloudError):
+        with contextlib.suppress(FailoverError):
             self._fence.lease.heartbeat()
         self._thread.start()
         return self
@@ -127,7 +127,7 @@ class Keeper:
     def _run(self) -> None:
         lease = self._fence.lease
         while not self._stop.wait(lease.renew_every_s):
-            with contextlib.suppress(CloudError):
+            with contextlib.suppress(FailoverError):
                 lease.heartbeat()  # a failure: `check` counts the session down
 
     def close(self) -> None:

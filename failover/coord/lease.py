@@ -173,7 +173,8 @@ class TableLease:
     # -- our session -------------------------------------------------------------------
 
     def heartbeat(self) -> None:
-        """Write our heartbeat; raises CloudError when it fails (the session counts down)."""
+        """Write our heartbeat; raises the table's error (CloudError, or FailoverError from the
+        state file) when it fails: the session counts down."""
         started = self._clock.monotonic()
         with self._lock:
             asks = self._asks

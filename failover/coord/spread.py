@@ -8,7 +8,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from failover.core.errors import CloudError
+from failover.core.errors import FailoverError
 from failover.core.ports import Lease
 
 if TYPE_CHECKING:
@@ -78,7 +78,7 @@ class Spreader:
         valid = {g: t for g, t in self._held.items() if lease.check(g, t)}
         try:
             owner = assign(groups, lease.holders())
-        except CloudError:
+        except FailoverError:  # the table (DynamoDB or the state file) did not answer
             # No view of the others: keep what we still hold, claim and give back nothing.
             return self._keep(valid)
         asked = lease.requested()  # read with the heartbeats, just now
@@ -87,12 +87,12 @@ class Spreader:
             give = self._fence.release_unpinned(give)
         if give:
             # Dropped locally already; if the release is lost, its holder looks dead a TTL later.
-            with contextlib.suppress(CloudError):
+            with contextlib.suppress(FailoverError):
                 lease.release(give)
         kept = {g: t for g, t in valid.items() if g not in give}
         wanted = [g for g in groups if owner.get(g) == me and g not in kept and g not in asked]
         if wanted:
-            with contextlib.suppress(CloudError):
+            with contextlib.suppress(FailoverError):
                 kept.update(lease.acquire_many(wanted))
         return self._keep(kept)
 

@@ -12,7 +12,8 @@ import pytest
 import yaml
 from moto import mock_aws
 
-from failover.aws.dynamodb import DynamoTable, create_table
+from failover.aws.dynamodb import DynamoTable
+from failover.aws.dynamodb_create import create_table
 from failover.aws_lambda import handler
 from failover.sandbox.strict import StrictLayer
 from failover.sandbox.world import World, build_world
