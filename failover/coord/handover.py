@@ -36,7 +36,8 @@ Failure cases
   takes it from the dead holder and its next pass (run at once for a group with an open
   move) finishes H's journaled move to H's target; failback manual keeps it there.
 - Two commands ask for one group: one conditional write takes the lease; the other sees a
-  live one-shot holder and gives up (exit 3), or finds its target already reached (exit 0).
+  live one-shot holder and gives up (exit 3, or 0 when AWS shows its target reached), or,
+  if the first has released the group already, takes it and finds nothing left to do.
 """
 
 from __future__ import annotations

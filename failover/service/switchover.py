@@ -122,8 +122,8 @@ class Switchover:
     ) -> None:
         """`fence` None: this process is the only one acting on the store (tests, embedding)."""
         self.store, self.engine, self.clock, self.fence = store, engine, clock, fence
+        # Alerts, metrics and post-move hooks observe; a move never waits on them.
         self._alert, self._on_move, self._after_move = alert, on_move, after_move
-        # Metrics and post-move hooks observe; a move never waits on them.
         self._fresh_health = fresh_health
 
     @contextlib.contextmanager
