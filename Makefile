@@ -38,7 +38,15 @@ $(BENCH_STAMP): $(STAMP)
 bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench.run_all
 
-demo: install
+DEMO_STAMP := $(VENV)/.demo-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+# The demo needs the package and its sandbox (moto), not the linters and test tools.
+$(DEMO_STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[sandbox]'
+	rm -f $(VENV)/.demo-*
+	touch $@
+
+demo: $(DEMO_STAMP)
 	$(BIN)/failover demo
 
 clean:

@@ -4,13 +4,17 @@ An EventBridge schedule (deploy/cloudformation/failover.yaml, rate 1 minute) inv
 `fall: 3` then means three bad minutes. The wiring is the CLI's `check`: the config is
 `$FAILOVER_CONFIG`, else `config.yaml` in the function's package (`$LAMBDA_TASK_ROOT`).
 
-State: Lambda's only writable place is /tmp, so a `sqlite` state file is put there
+State: the `dynamodb` backend is the one for Lambda: shared and durable, and each
+invocation takes the leases of the groups it passes, as `failover check` does (a one-shot
+holder: a group a daemon or another run holds is reported refused, exit code 3), and
+moves them on the same guarded path, with alerts and `after_move` hooks. With `sqlite`,
+Lambda's only writable place is /tmp, so the state file is put there
 (`$FAILOVER_STATE_DIR` overrides the directory). /tmp lives as long as one warm execution
 environment: a cold start forgets the consecutive-failure counters and the journal, and
 two concurrent environments would keep two, with nothing to stop both moving one group.
-So with sqlite the template requires one reserved concurrent execution (its Rules); the
-`dynamodb` backend is the right one for Lambda: shared, durable, and its leases keep
-overlapping invocations from moving one group, so no concurrency needs reserving.
+So with sqlite the template requires one reserved concurrent execution (its Rules); with
+`dynamodb` the leases keep overlapping invocations from moving one group, so no
+concurrency needs reserving.
 
 Like the CLI, this module is an entry point: it reads the environment and builds objects.
 """
@@ -25,8 +29,7 @@ from typing import Any
 
 from failover import config as config_module
 from failover.config import Settings
-from failover.service.monitor import Monitor
-from failover.wiring import wired
+from failover.wiring import leased, make_monitor, runtime, wired
 
 log = logging.getLogger(__name__)
 
@@ -52,18 +55,23 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
     """One check pass over every group: {"groups": [one summary per group], "exit_code": n}.
 
     `exit_code` is `failover check`'s: 0 ok, 1 a move failed or a group has no healthy
-    active member, 3 refused by a safety rule. An unusable config or AWS error raises
-    (the ConfigError or CloudError line), so the invocation counts in the function's
-    Errors metric.
+    active member, 3 refused by a safety rule or held by another orchestrator. An unusable
+    config or AWS error raises (the ConfigError or CloudError line), so the invocation
+    counts in the function's Errors metric.
     """
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO)
     logging.getLogger("failover").setLevel(logging.INFO)
     state_dir = Path(os.environ.get("FAILOVER_STATE_DIR", DEFAULT_STATE_DIR))
     settings = lambda_settings(config_module.load(config_path()), state_dir)
-    with wired(settings) as w:
-        monitor = Monitor(w.cloud, w.store, w.engine, w.engine.clock)
-        outcomes = monitor.run_pass(settings.groups)
+    names = [g.name for g in settings.groups]
+    with (
+        wired(settings, driver="lambda") as w,
+        leased(w, names) as refused,
+        runtime(settings) as rt,
+    ):
+        mine = [g for g in settings.groups if g.name not in refused]
+        outcomes = make_monitor(w, rt).run_pass(mine) if mine else []
     groups = [
         {
             "name": o.group,
@@ -73,8 +81,17 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
             "summary": o.summary(),
         }
         for o in outcomes
+    ] + [
+        {
+            "name": name,
+            "outcome": "refused",
+            "active": None,
+            "exit_code": 3,
+            "summary": f"{name}: refused: group {name} is held by {holder}",
+        }
+        for name, holder in refused.items()
     ]
     for group in groups:
         log.info("%s", group["summary"])
-    codes = {o.exit_code for o in outcomes}
+    codes = {g["exit_code"] for g in groups}
     return {"groups": groups, "exit_code": 1 if 1 in codes else 3 if 3 in codes else 0}

@@ -4,10 +4,12 @@ One job per distinct interval runs the groups that share it, so each group is ch
 on its own interval while the describes of a pass stay batched. Jobs never overlap
 (coalesce, max one instance). SIGTERM lets the in-flight pass (and its moves) finish,
 then exits 0; SIGHUP reloads the config, keeping the old one if the new one is invalid.
-A lock on the state file keeps a second daemon off the same state (sqlite backend). With
-the dynamodb backend several daemons share the table instead: a Spreader job, every
-lease round (see `lease_round_s`), shares the groups among the live daemons by lease, a pass probes
-and moves only the groups this daemon holds, and SIGTERM gives the leases back.
+The daemon holds its groups' leases (dynamodb: shared with the other daemons on the
+table; sqlite: the claims in the state file, whose lock `failover run` takes first, so it
+is the only daemon there): a Spreader job, every lease round (see `lease_round_s`), shares
+the groups among the live daemons and hands a group over to a `failover move` that asks
+for it (failover/coord/handover.py); a pass probes and moves only the groups this daemon
+holds, and SIGTERM gives the leases back.
 """
 
 from __future__ import annotations
@@ -28,7 +30,6 @@ from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from failover import config as config_module
-from failover.coord.statelock import claim, state_lock
 from failover.core.errors import ConfigError, FailoverError
 
 if TYPE_CHECKING:
@@ -67,13 +68,13 @@ class Daemon:
         fence: Fence | None = None,
     ) -> None:
         self.settings, self.config_path, self.monitor = settings, config_path, monitor
-        # With leases (dynamodb backend) the fence says which groups are ours; no file lock.
+        # The fence says which groups are ours (None: all of them, for an embedded daemon).
         self._fence = fence
         self._spreader = None
         if fence is not None:
             from failover.coord.spread import Spreader
 
-            self._spreader = Spreader(fence.lease)
+            self._spreader = Spreader(fence.lease, fence)
         self._on_pass = on_pass
         self._on_leases = on_leases  # told the groups held after each round that changed them
         self._stop = threading.Event()
@@ -88,17 +89,9 @@ class Daemon:
             executors={"default": ThreadPoolExecutor(max_workers=4)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         )
-        self._lock = state_lock(settings.state.path)
-
-    def claim(self) -> None:
-        """Take the state file's lock, or refuse: one daemon per state file (no lock with leases)."""
-        if self._fence is not None or self._lock.is_locked:
-            return
-        claim(self._lock, self.settings.state.path, "another failover daemon")
 
     def serve(self) -> int:
         """Run until told to stop; return the exit code."""
-        self.claim()
         keeper = None
         if self._fence is not None:
             from failover.coord.fence import Keeper
@@ -131,8 +124,6 @@ class Daemon:
         finally:
             if keeper is not None:
                 keeper.close()  # gives every lease back
-            if self._lock.is_locked:
-                self._lock.release()
 
     def stop(self) -> None:
         self._stop.set()
@@ -201,16 +192,16 @@ class Daemon:
             )
 
     def rebalance(self) -> None:
-        """One Spreader round: renew, take and give back leases; the fence learns the result."""
+        """One Spreader round: renew, take and give back leases (and hand over those asked
+        for); the fence learns the result."""
         if self._spreader is None or self._fence is None:
             return
+        before = set(self._fence.tokens())
         try:
             held = self._spreader.rebalance([g.name for g in self.settings.groups])
         except Exception:
             log.exception("lease round failed; keeping what the leases still grant")
             return
-        before = set(self._fence.tokens())
-        self._fence.hold(held)
         taken, lost = sorted(held.keys() - before), sorted(before - held.keys())
         if taken or lost:
             log.info(
@@ -221,6 +212,9 @@ class Daemon:
                 len(lost),
                 _some(lost),
             )
+            asked = self._fence.lease.requested()
+            for group in (g for g in lost if g in asked):
+                log.info("handed group %s over to %s (a failover move)", group, asked[group])
             if self._on_leases is not None:
                 self._on_leases(held.keys())
             self._pass_now(taken)

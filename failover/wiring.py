@@ -21,19 +21,19 @@ from failover.aws.ssm import SsmCommands
 from failover.config import AwsSettings, Group, Settings, StateSettings
 from failover.coord.fence import Fence, holding
 from failover.coord.lease import TableLease
-from failover.core.errors import (
-    ConfigError,
-    LeaseLostError,
-)
+from failover.core.errors import ConfigError
 from failover.core.model import Step
-from failover.core.ports import MemberHealth, StepRecord, Store
+from failover.core.ports import LeaseTable, MemberHealth, StepRecord, Store
 from failover.ops.clock import SystemClock
 from failover.ops.hooks import AfterMoveRunner
 from failover.ops.notify import Notifier, chain
+from failover.probes import run_probes
 from failover.service.engine import Engine
-from failover.service.monitor import Alert, log_alert
+from failover.service.monitor import Monitor, Prober
+from failover.service.switchover import Alert, FreshHealth, Switchover, log_alert
 from failover.store import DynamoStore, SqliteStore
 from failover.store.dynamodb_lease import DynamoLeaseTable
+from failover.store.sqlite_claims import SqliteClaims
 
 if TYPE_CHECKING:
     from failover.ops.metrics import Metrics
@@ -60,14 +60,20 @@ class Runtime:
 
 
 @contextmanager
-def runtime(settings: Settings, *, metrics: Metrics | None = None) -> Iterator[Runtime]:
-    """Start the notifier and the hook runner; on exit, flush alerts and let hooks finish."""
+def runtime(
+    settings: Settings, *, metrics: Metrics | None = None, log_alerts: bool = True
+) -> Iterator[Runtime]:
+    """Start the notifier and the hook runner; on exit, flush alerts and let hooks finish.
+
+    `log_alerts` False: alerts are only notified, not logged (`failover move` prints what
+    happened itself; a failing hook still logs its error).
+    """
     notify = settings.notify
     sns = SnsPublisher(make_client(settings.aws, "sns")) if notify.sns_topic_arn else None
     notifier = Notifier(
         notify.sns_topic_arn, notify.webhook_url, notify.timeout_s, sns=sns, events=notify.events
     )
-    alert = chain(log_alert, notifier.notify)
+    alert = chain(log_alert, notifier.notify) if log_alerts else notifier.notify
     needs_ssm = any(g.after_move is not None and g.after_move.ssm for g in settings.groups)
     ssm = SsmCommands(make_client(settings.aws, "ssm")) if needs_ssm else None
     hooks = AfterMoveRunner(ssm, alert=alert)
@@ -98,7 +104,7 @@ class Wiring:
     cloud: Ec2Cloud
     store: Store
     engine: Engine
-    fence: Fence | None = None  # the groups' leases (dynamodb backend); None: the file lock rules
+    fence: Fence  # the groups' leases (dynamodb) or claims (sqlite) this process holds
 
 
 def make_cloud(settings: Settings, clock: SystemClock) -> Ec2Cloud:
@@ -117,56 +123,109 @@ def wired(
     on_step: Callable[[Step | None, StepRecord], None] | None = None,
     *,
     daemon: bool = False,
+    driver: str = "",
+    os_user: str | None = None,
 ) -> Iterator[Wiring]:
-    """Build clients, the store and the engine; close the store afterwards.
+    """Build clients, the store, the fence and the engine; close the store afterwards.
 
-    `daemon`: this process takes a share of the groups (`run`); one-shot commands hold
-    only the leases they take.
+    `daemon`: this process takes a share of the groups (`run`; with SQLite it holds the
+    state file's lock, so it is the only daemon there); one-shot commands hold only the
+    leases they take. `driver` and `os_user` go into the history of every move begun here.
     """
     clock = SystemClock()
     cloud = make_cloud(settings, clock)
     store = open_store(settings.state, settings.aws)
     try:
-        fence = make_fence(settings, clock, daemon=daemon)
+        fence = make_fence(settings, clock, store, daemon=daemon)
         engine = Engine(
             cloud,
             store,
             clock,
             on_step=on_step,
-            guard=fence.guard if fence else None,
-            token_of=fence.token if fence else None,
+            guard=fence.guard,
+            token_of=fence.token,
+            driver=driver,
+            os_user=os_user,
         )
         yield Wiring(settings, cloud, store, engine, fence)
     finally:
         store.close()
 
 
-def make_fence(settings: Settings, clock: SystemClock, *, daemon: bool = False) -> Fence | None:
-    """The groups' leases in the state table (dynamodb backend): several orchestrators share it."""
-    if settings.state.backend != "dynamodb" or settings.state.table is None:
-        return None
-    from failover.aws.dynamodb import DynamoTable
+def make_fence(
+    settings: Settings, clock: SystemClock, store: Store, *, daemon: bool = False
+) -> Fence:
+    """The groups' leases: in the DynamoDB table several orchestrators share, or the claims
+    in the SQLite state file (no call is made here)."""
+    table: LeaseTable
+    if isinstance(store, SqliteStore):
+        table = SqliteClaims(store)
+    else:
+        from failover.aws.dynamodb import DynamoTable
 
-    table = DynamoTable(make_client(settings.aws, "dynamodb"), settings.state.table)
+        assert settings.state.table is not None
+        table = DynamoLeaseTable(
+            DynamoTable(make_client(settings.aws, "dynamodb"), settings.state.table)
+        )
     lease = TableLease(
-        DynamoLeaseTable(table), clock, ttl_s=settings.state.lease_ttl_s, spreads=daemon
+        table,
+        clock,
+        ttl_s=settings.state.lease_ttl_s,
+        spreads=daemon,
+        sole_daemon=daemon and isinstance(store, SqliteStore),
     )
     return Fence(lease, {g.name: g.resource for g in settings.groups})
 
 
 @contextmanager
-def leased(w: Wiring, groups: Sequence[str]) -> Iterator[list[str]]:
-    """Hold `groups`' leases for the block (dynamodb backend); yields those another holds."""
-    if w.fence is None or not groups:
-        yield []
+def leased(
+    w: Wiring,
+    groups: Sequence[str],
+    *,
+    handover: bool = False,
+    wait_s: float | None = None,
+    on_ask: Callable[[str, str], None] | None = None,
+) -> Iterator[dict[str, str]]:
+    """Hold `groups`' leases for the block (`handover`: ask the daemons holding them);
+    yields those another holds, each with who holds it."""
+    if not groups:
+        yield {}
         return
-    with holding(w.fence, groups, w.engine.clock.sleep) as refused:
+    with holding(
+        w.fence, groups, w.engine.clock.sleep, handover=handover, wait_s=wait_s, on_ask=on_ask
+    ) as refused:
         yield refused
 
 
-def lease_refusal(group: Group) -> LeaseLostError:
-    return LeaseLostError(
-        group.name, group.resource, f"another orchestrator holds the lease of group {group.name}"
+def make_switchover(
+    w: Wiring, rt: Runtime, *, fresh_health: FreshHealth | None = None
+) -> Switchover:
+    """The guarded path for `failover move`, wired like the passes' (alerts, hooks, metrics)."""
+    return Switchover(
+        w.store,
+        w.engine,
+        w.engine.clock,
+        fence=w.fence,
+        alert=rt.alert,
+        on_move=rt.on_move,
+        after_move=rt.after_move,
+        fresh_health=fresh_health,
+    )
+
+
+def make_monitor(w: Wiring, rt: Runtime, *, prober: Prober = run_probes) -> Monitor:
+    """The health pass of the daemon, `check` and the Lambda, its moves on the guarded path."""
+    return Monitor(
+        w.cloud,
+        w.store,
+        w.engine,
+        w.engine.clock,
+        prober=prober,
+        alert=rt.alert,
+        on_health=rt.on_health,
+        on_move=rt.on_move,
+        after_move=rt.after_move,
+        fence=w.fence,
     )
 
 
@@ -191,7 +250,7 @@ def open_store(state: StateSettings, aws: AwsSettings | None = None) -> Store:
 
 def create_state_table(settings: Settings) -> bool:
     """Create the DynamoDB state table (`validate --create-table`); False when it already exists."""
-    from failover.aws.dynamodb import create_table
+    from failover.aws.dynamodb_create import create_table
 
     assert settings.state.table is not None
     return create_table(make_client(settings.aws, "dynamodb"), settings.state.table)

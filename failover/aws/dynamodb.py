@@ -5,24 +5,24 @@ conditional write answers True (written) or False (the condition said no) instea
 raising, and every other error is translated once into failover's CloudError tree.
 Items cross this edge as plain Python values (str, int, float, bool, None, lists, dicts);
 numbers come back as `Decimal` (DynamoDB normalizes them, so 1.0 reads back as 1): callers
-convert with `float()` / `int()`. `create_table` is what `failover validate --create-table`
+convert with `float()` / `int()` (the conversions: failover/aws/dynamodb_values.py).
+`create_table` (failover/aws/dynamodb_create.py) is what `failover validate --create-table`
 runs; the key design of what goes in the table belongs to its users (failover/store/dynamodb.py,
-failover/lease_tables.py).
+failover/store/dynamodb_lease.py).
 """
 
 from __future__ import annotations
 
 import itertools
-import math
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any, cast
 
-from botocore.exceptions import BotoCoreError, ClientError, WaiterError
+from botocore.exceptions import BotoCoreError, ClientError
 
+from failover.aws.dynamodb_values import from_attribute, from_item, to_attribute, to_item
 from failover.aws.errors import error_code, translate
 from failover.core.errors import (
     CloudError,
@@ -131,7 +131,7 @@ class DynamoTable:
             raise self._error(exc, "DescribeTable") from None
         except BotoCoreError as exc:
             raise self._error(exc, "DescribeTable") from None
-        _check_key_schema(self.name, reply["Table"])
+        check_key_schema(self.name, reply["Table"])
 
     def get(self, pk: str, sk: str) -> dict[str, Any] | None:
         """The item at (pk, sk), read strongly consistent; None when there is none."""
@@ -143,7 +143,7 @@ class DynamoTable:
             ConsistentRead=True,
         )
         item = reply.get("Item")
-        return None if item is None else _from_item(item)
+        return None if item is None else from_item(item)
 
     def get_many(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
         """The items at `keys` (strongly consistent, BatchGetItem), by key; absent ones left out.
@@ -165,7 +165,7 @@ class DynamoTable:
                     "BatchGetItem", self._client.batch_get_item, RequestItems=request
                 )
                 for raw in reply.get("Responses", {}).get(self.name, []):
-                    item = _from_item(raw)
+                    item = from_item(raw)
                     found[(str(item[PK]), str(item[SK]))] = item
                 request = reply.get("UnprocessedKeys") or {}
                 if not request:
@@ -187,7 +187,7 @@ class DynamoTable:
             self._client.put_item,
             _expression_args(condition, names, values),
             TableName=self.name,
-            Item=_to_item(item),
+            Item=to_item(item),
         )
 
     def update(
@@ -279,7 +279,7 @@ class DynamoTable:
 
     def _action(self, write: Write) -> dict[str, Any]:
         if isinstance(write, Put):
-            put = {"TableName": self.name, "Item": _to_item(write.item)}
+            put = {"TableName": self.name, "Item": to_item(write.item)}
             return {"Put": {**put, **_expression_args(write.condition, write.names, write.values)}}
         if isinstance(write, Update):
             update = {
@@ -356,7 +356,7 @@ class DynamoTable:
         while True:
             reply = self._call(action, method, **kwargs)
             for item in reply.get("Items", []):
-                yield _from_item(item)
+                yield from_item(item)
             last = reply.get("LastEvaluatedKey")
             if not last:
                 return
@@ -394,56 +394,8 @@ def translate_dynamodb(exc: Exception, action: str, table: str) -> CloudError:
     return translate(exc, action, resource, "dynamodb")
 
 
-def create_table(client: DynamoDBClient, name: str, wait_s: float = 300.0) -> bool:
-    """Create failover's table (on-demand billing) unless it exists; True if this call made it.
-
-    Waits until the table is ACTIVE, then enables DynamoDB TTL on `expires` for a table it
-    made. An existing table with another key schema is a ConfigError (nothing is changed).
-    """
-    api: Any = cast(Any, client)
-    try:
-        api.create_table(
-            TableName=name,
-            KeySchema=[
-                {"AttributeName": PK, "KeyType": "HASH"},
-                {"AttributeName": SK, "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": PK, "AttributeType": "S"},
-                {"AttributeName": SK, "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        created = True
-    except ClientError as exc:
-        if error_code(exc) != "ResourceInUseException":
-            raise translate_dynamodb(exc, "CreateTable", name) from None
-        created = False
-    except BotoCoreError as exc:
-        raise translate_dynamodb(exc, "CreateTable", name) from None
-    delay = 2
-    try:
-        api.get_waiter("table_exists").wait(
-            TableName=name,
-            WaiterConfig={"Delay": delay, "MaxAttempts": max(1, math.ceil(wait_s / delay))},
-        )
-        table = api.describe_table(TableName=name)["Table"]
-        _check_key_schema(name, table)
-        if created:
-            api.update_time_to_live(
-                TableName=name,
-                TimeToLiveSpecification={"Enabled": True, "AttributeName": EXPIRES},
-            )
-    except WaiterError as exc:
-        raise TransientCloudError(
-            "DescribeTable", "NotActive", f"table not ACTIVE after {wait_s:g}s: {exc}", name
-        ) from None
-    except (ClientError, BotoCoreError) as exc:
-        raise translate_dynamodb(exc, "CreateTable", name) from None
-    return created
-
-
-def _check_key_schema(name: str, table: Mapping[str, Any]) -> None:
+def check_key_schema(name: str, table: Mapping[str, Any]) -> None:
+    """ConfigError unless `table` (DescribeTable's) has failover's keys: pk HASH, sk RANGE."""
     keys = {k["AttributeName"]: k["KeyType"] for k in table.get("KeySchema", [])}
     if keys != {PK: "HASH", SK: "RANGE"}:
         raise ConfigError(
@@ -469,50 +421,3 @@ def _expression_args(
     if values:
         args["ExpressionAttributeValues"] = {k: to_attribute(v) for k, v in values.items()}
     return args
-
-
-def _to_item(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: to_attribute(value) for name, value in item.items()}
-
-
-def _from_item(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: from_attribute(value) for name, value in item.items()}
-
-
-def to_attribute(value: Any) -> dict[str, Any]:
-    """A plain Python value as a DynamoDB AttributeValue (floats exactly, as their repr)."""
-    if value is None:
-        return {"NULL": True}
-    if isinstance(value, bool):
-        return {"BOOL": value}
-    if isinstance(value, str):
-        return {"S": value}
-    if isinstance(value, int):
-        return {"N": str(value)}
-    if isinstance(value, float | Decimal):
-        if not math.isfinite(value):
-            raise ValueError(f"DynamoDB cannot store {value!r}")
-        return {"N": repr(float(value)) if isinstance(value, float) else str(value)}
-    if isinstance(value, list | tuple):
-        return {"L": [to_attribute(v) for v in value]}
-    if isinstance(value, Mapping):
-        return {"M": {str(k): to_attribute(v) for k, v in value.items()}}
-    raise TypeError(f"cannot store a {type(value).__name__} in DynamoDB")
-
-
-def from_attribute(attribute: Mapping[str, Any]) -> Any:
-    """A DynamoDB AttributeValue as a plain Python value (numbers as Decimal)."""
-    ((kind, value),) = attribute.items()
-    if kind == "S":
-        return value
-    if kind == "N":
-        return Decimal(value)
-    if kind == "BOOL":
-        return bool(value)
-    if kind == "NULL":
-        return None
-    if kind == "L":
-        return [from_attribute(v) for v in value]
-    if kind == "M":
-        return {k: from_attribute(v) for k, v in value.items()}
-    raise TypeError(f"unsupported DynamoDB attribute type {kind}")

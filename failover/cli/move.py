@@ -1,10 +1,17 @@
-"""`failover move`: the on-call manual failover."""
+"""`failover move`: the on-call manual failover, on the same guarded path as every other move.
+
+It shows the plan (and asks, unless --yes), then takes the group's lease or claim: a
+daemon that holds it hands it over at its next lease round (failover/coord/handover.py);
+then the switchover service decides again on a fresh read of AWS under the claim, with
+the operator's request and the same rules, moves, alerts and runs the `after_move` hook.
+"""
 
 from __future__ import annotations
 
+import getpass
+import os
 import sys
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -12,15 +19,13 @@ import click
 from failover.cli import report
 from failover.cli.app import cli, config_option, load_settings
 from failover.config import Group
-from failover.core.decide import Facts, manual_refusal, manual_target
+from failover.core.decide import HELD_BY_OPERATOR, MoveRequest
 from failover.core.durations import when
-from failover.core.errors import (
-    RefusedError,
-)
+from failover.core.errors import LeaseLostError, RefusedError
 from failover.core.model import Step
-from failover.core.planner import refusals
-from failover.core.ports import StepRecord, Store
-from failover.wiring import lease_refusal, leased, wired
+from failover.core.ports import StepRecord
+from failover.service.switchover import GroupOutcome, Switchover
+from failover.wiring import Wiring, leased, make_switchover, runtime, wired
 
 
 @cli.command()
@@ -33,7 +38,8 @@ from failover.wiring import lease_refusal, leased, wired
 @click.option(
     "--force",
     is_flag=True,
-    help="allow a Force detach from a running member; never breaks an AWS rule",
+    help="override cooldown, flap limit and target health; allow a Force detach from a running "
+    "member; never breaks an AWS rule",
 )
 @config_option
 def move(
@@ -51,90 +57,113 @@ def move(
         raise click.UsageError(
             f"--to {target} is not a member of group {group.name} ({', '.join(group.instance_ids)})"
         )
-    interactive = sys.stdin.isatty()
-    if not dry_run and not yes and not interactive:
+    if not dry_run and not yes and not sys.stdin.isatty():
         raise click.UsageError(
             "refusing to move without confirmation: stdin is not a TTY; pass --yes"
         )
     live = _live_printer() if sys.stdout.isatty() else None
     with (
-        wired(settings, on_step=live) as w,
-        leased(w, [] if dry_run else [group.name]) as refused,
+        wired(settings, on_step=live, driver="move", os_user=os_user()) as w,
+        runtime(settings, log_alerts=False) as rt,
     ):
-        if refused:
-            raise lease_refusal(group)
-        pending = w.store.open_moves(group.name)
-        if pending:
-            for record in pending:
-                click.echo(
-                    f"group {group.name}: move {record.move_id} ({record.source} -> {record.target}) "
-                    f"was left unfinished at {when(record.started_at)}"
-                )
-            # Rerunning `move GROUP` after a crash means "finish that move", not "move again":
-            # picking a fresh target would bounce the resource off where it just landed.
-            if dry_run:
-                click.echo("  it will be finished first (the journal replays it against AWS)")
-                target = target or pending[-1].target
-            else:
-                results = w.engine.resume(group, force=force)
-                for result in results:
-                    click.echo(f"  finished: {group.resource} is on {result.target}")
-                if target is None or target in {r.target for r in results}:
-                    return
-        health = w.store.load_health(group.name)
-        view = w.cloud.observe(group, with_status=True)
-        chosen = target or manual_target(view, group, health)
-        if chosen is None:
-            why = "; ".join(refusals(view, group))
-            raise RefusedError(
-                group.name,
-                group.resource,
-                "no other member is healthy, running and able to take it"
-                + (f" ({why})" if why else ""),
-            )
-        _, plan = w.engine.preview(group, chosen)
-        if not plan.steps:
-            click.echo(
-                f"group {group.name}: {group.resource} is already on {plan.target}: nothing to do"
-            )
-            return
-        facts = _facts(w.store, group, w.engine.clock.now())
-        refusal = manual_refusal(group, health, facts, plan.target)
-        finishing = any(r.target == plan.target for r in pending)  # not a new move: no cooldown
-        if refusal is not None and not force and not finishing:
-            raise RefusedError(group.name, group.resource, refusal)
-        click.echo(report.plan_text(view, plan, group.resource))
-        if dry_run:
+        switchover = make_switchover(w, rt)
+        chosen = _show_plan(switchover, group, MoveRequest(target, force))
+        if chosen is None or dry_run:
             return
         if not yes:
             click.confirm("proceed?", abort=True)
-        result = w.engine.move(
-            group, target=plan.target, force=force, reason=f"manual move to {plan.target}"
+        # What the operator saw is what is asked for: the target confirmed, not a new choice.
+        outcome = _guarded(w, switchover, group, MoveRequest(chosen, force))
+        _report(w, group, outcome)
+
+
+def os_user() -> str | None:
+    """The person behind this command, for the history: the login (and who sudo'ed to it)."""
+    try:
+        user = getpass.getuser()
+    except Exception:  # no login name anywhere (a bare container): unknown, never a failure
+        return None
+    sudo = os.environ.get("SUDO_USER")
+    return f"{sudo} (sudo to {user})" if sudo and sudo != user else user
+
+
+def _show_plan(switchover: Switchover, group: Group, request: MoveRequest) -> str | None:
+    """Print what the move would do; the target to ask for, or None when nothing is to do.
+
+    Raises RefusedError (exit 3) when a rule refuses the move, before any claim is taken.
+    """
+    preview = switchover.preview(group, request)
+    decision, plan = preview.decision, preview.plan
+    if not decision.moves or decision.target is None:
+        raise RefusedError(group.name, group.resource, decision.reason)
+    for record in preview.unfinished:
+        click.echo(
+            f"group {group.name}: move {record.move_id} ({record.source} -> {record.target}), "
+            f"begun at {when(record.started_at)}, is open in the journal: it is finished first"
         )
-        if force and facts.held:
-            state = w.store.load_group_state(group.name)
-            w.store.save_group_state(replace(state, held=False, held_reason="", status="ok"))
-            click.echo(f"group {group.name}: hold cleared")
-        if result.outcome == "nothing-to-do":
+    if plan is None or not plan.steps:
+        if not preview.unfinished:
             click.echo(
-                f"group {group.name}: {group.resource} is on {result.target}: nothing left to do"
+                f"group {group.name}: {group.resource} is already on {decision.target}: "
+                "nothing to do"
             )
-        else:
-            click.echo(
-                f"group {group.name}: {group.resource} moved from {result.source or 'nobody'} to {result.target} "
-                f"in {result.elapsed_s:.2f}s (move {result.move_id})"
-            )
+            return None
+    else:
+        click.echo(report.plan_text(preview.view, plan, group.resource))
+    return decision.target
 
 
-def _facts(store: Store, group: Group, now: float) -> Facts:
-    state = store.load_group_state(group.name)
-    recent = store.moves_since(group.name, now - 3600.0)
-    return Facts(
-        now=now,
-        move_times=tuple(m.started_at for m in recent),
-        held=state.held,
-        held_reason=state.held_reason,
-    )
+def _guarded(w: Wiring, switchover: Switchover, group: Group, request: MoveRequest) -> GroupOutcome:
+    """Take the group (asking its daemon to hand it over), then the guarded path."""
+    wait_s = 2 * w.fence.lease.ttl_s + w.fence.lease.margin_s + group.policy.move_timeout_s
+
+    def asking(name: str, holder: str) -> None:
+        click.echo(f"group {name} is held by daemon {holder}: asking it to hand the group over")
+
+    with leased(w, [group.name], handover=True, wait_s=wait_s, on_ask=asking) as refused:
+        if group.name in refused:
+            # Lost the group to another mover: nothing left to do if it put the resource
+            # where we were going to; else say who has it.
+            view = w.cloud.observe(group)
+            if view.active == request.target:
+                click.echo(
+                    f"group {group.name}: {group.resource} is on {request.target}: "
+                    f"nothing left to do (the group is held by {refused[group.name]})"
+                )
+                raise SystemExit(0)
+            raise LeaseLostError(
+                group.name, group.resource, f"group {group.name} is held by {refused[group.name]}"
+            )
+        return switchover.run(group, request=request)
+
+
+def _report(w: Wiring, group: Group, outcome: GroupOutcome) -> None:
+    """The outcome in lines an operator can act on; the exit code DESIGN.md promises."""
+    for done in outcome.finished:
+        if done.outcome == "succeeded":
+            click.echo(f"  finished move {done.move_id}: {group.resource} is on {done.target}")
+    result = outcome.result
+    if outcome.outcome == "moved" and result is not None and result not in outcome.finished:
+        click.echo(
+            f"group {group.name}: {group.resource} moved from {result.source or 'nobody'} to "
+            f"{result.target} in {result.elapsed_s:.2f}s (move {result.move_id})"
+        )
+    elif outcome.outcome == "nothing-to-do" and result is not None:
+        click.echo(
+            f"group {group.name}: {group.resource} is on {result.target}: nothing left to do"
+        )
+    elif outcome.outcome in ("refused", "failed") or outcome.exit_code:
+        click.echo(f"failover: {outcome.error or outcome.decision.reason}", err=True)
+        raise SystemExit(outcome.exit_code or 1)
+    if outcome.hold_cleared:
+        click.echo(f"group {group.name}: the flap-limit hold is cleared")
+    state = w.store.load_group_state(group.name)
+    if state.held and state.held_by == HELD_BY_OPERATOR:
+        # A move is the operator's act; the maintenance hold it was made in stays.
+        click.echo(
+            f"group {group.name}: still held ({state.held_reason or 'no reason given'}): "
+            f"no automatic move until `failover release {group.name}`"
+        )
 
 
 def _live_printer() -> Callable[[Step | None, StepRecord], None]:

@@ -5,17 +5,25 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from failover import config as config_module
 from failover.cli.app import cli, config_option, load_settings
+from failover.config import Settings
 from failover.coord.statelock import claim, state_lock
+from failover.core.errors import ConfigError
 from failover.ops import sdnotify
 from failover.probes import run_probes
-from failover.service.monitor import Monitor
-from failover.wiring import leased, runtime, wired
+from failover.wiring import leased, make_monitor, runtime, wired
+
+if TYPE_CHECKING:
+    from filelock import FileLock
+
+    from failover.ops.metrics import Metrics, MetricsServer
 
 log = logging.getLogger("failover")
 
@@ -33,7 +41,7 @@ def run(config_path: Path | None) -> None:
         logging.getLogger().setLevel(logging.INFO)
     metrics = Metrics()
     heartbeat = Heartbeat(lambda: healthz_max_age(settings.groups))
-    server = None
+    server: MetricsServer | None = None
 
     watchdog = sdnotify.Watchdog.from_environment(os.environ, os.getpid())
 
@@ -42,26 +50,21 @@ def run(config_path: Path | None) -> None:
         heartbeat.beat()
         watchdog.alive()
 
+    # One daemon per SQLite state file: its lock first (a second daemon exits 3 before it
+    # binds anything), then the metrics port (a taken one is a config error, exit 2),
+    # then AWS.
+    lock = _daemon_lock(settings)
     try:
+        if settings.metrics.enabled:
+            server = _serve_metrics(metrics, settings.metrics.listen, heartbeat)
         with (
-            wired(settings, lambda _step, _event: alive(), daemon=True) as w,
+            wired(settings, lambda _step, _event: alive(), daemon=True, driver="daemon") as w,
             runtime(settings, metrics=metrics) as rt,
         ):
-            monitor = Monitor(
-                w.cloud,
-                w.store,
-                w.engine,
-                w.engine.clock,
-                prober=metrics.instrument(run_probes),
-                alert=rt.alert,
-                on_health=rt.on_health,
-                on_move=rt.on_move,
-                after_move=rt.after_move,
-            )
             daemon = Daemon(
                 settings,
                 path,
-                monitor,
+                make_monitor(w, rt, prober=metrics.instrument(run_probes)),
                 on_tick=alive,
                 on_first_pass=sdnotify.ready,
                 on_pass=lambda: metrics.pass_finished(time.time()),
@@ -70,16 +73,36 @@ def run(config_path: Path | None) -> None:
                 ),
                 fence=w.fence,
             )
-            daemon.claim()  # before the metrics port: a second daemon is refused, exit 3
-            if settings.metrics.enabled:
-                server = metrics.serve(settings.metrics.listen, heartbeat)
-                log.info("metrics on %s/metrics, health on %s/healthz", server.url, server.url)
             code = daemon.serve()
             sdnotify.stopping()
     finally:
         if server is not None:
             server.close()
+        if lock is not None:
+            lock.release()
     raise SystemExit(code)
+
+
+def _daemon_lock(settings: Settings) -> FileLock | None:
+    """The SQLite state file's lock, taken now (exit 3 when another daemon has it)."""
+    if settings.state.backend != "sqlite":
+        return None
+    lock = state_lock(settings.state.path)
+    claim(lock, settings.state.path, "another failover daemon")
+    return lock
+
+
+def _serve_metrics(metrics: Metrics, listen: str, healthy: Callable[[], bool]) -> MetricsServer:
+    """/metrics and /healthz on `listen`; an address that cannot be bound is a config error."""
+    try:
+        server = metrics.serve(listen, healthy)
+    except OSError as exc:
+        raise ConfigError(
+            f"metrics.listen {listen}: cannot listen there: {exc.strerror or exc} "
+            "(another failover daemon on this host? give each its own metrics.listen, "
+            "or set metrics.enabled: false)"
+        ) from None
+    return server
 
 
 @cli.command()
@@ -89,28 +112,16 @@ def check(dry_run: bool, config_path: Path | None) -> None:
     """One pass over every group (for cron): probe, decide, fail over; exit 0, 1 or 3."""
     settings = load_settings(config_path)
     names = [] if dry_run else [g.name for g in settings.groups]
-    lock = None
-    if settings.state.backend == "sqlite" and not dry_run:
-        lock = state_lock(settings.state.path)
-        claim(lock, settings.state.path, "a failover daemon or another check")
-    try:
-        with wired(settings) as w, leased(w, names) as refused, runtime(settings) as rt:
-            monitor = Monitor(
-                w.cloud,
-                w.store,
-                w.engine,
-                w.engine.clock,
-                alert=rt.alert,
-                after_move=rt.after_move,
-            )
-            mine = [g for g in settings.groups if g.name not in refused]
-            outcomes = monitor.run_pass(mine, dry_run=dry_run) if mine else []
-    finally:
-        if lock is not None:
-            lock.release()
+    with (
+        wired(settings, driver="check") as w,
+        leased(w, names) as refused,
+        runtime(settings) as rt,
+    ):
+        mine = [g for g in settings.groups if g.name not in refused]
+        outcomes = make_monitor(w, rt).run_pass(mine, dry_run=dry_run) if mine else []
     for outcome in outcomes:
         click.echo(outcome.summary())
-    for name in refused:
-        click.echo(f"{name}: refused: another orchestrator holds the lease of group {name}")
+    for name, holder in refused.items():
+        click.echo(f"{name}: refused: group {name} is held by {holder}")
     codes = {o.exit_code for o in outcomes} | ({3} if refused else set())
     raise SystemExit(1 if 1 in codes else 3 if 3 in codes else 0)

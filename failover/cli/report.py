@@ -85,6 +85,9 @@ def status_json(
         "resource": resource,
         "active": view.active,
         "state": group_state(view, stored),
+        "held": {"by": stored.held_by or "flap-limit", "reason": stored.held_reason}
+        if stored.held
+        else None,
         "members": members,
         "last_failover": move_json(last) if last else None,
     }
@@ -118,6 +121,11 @@ def status_text(groups: Sequence[Mapping[str, Any]]) -> str:
             lines.append(
                 f"    route in {route['table']}: to {route['to'] or '-'} ({route['state']})"
             )
+        if held := g.get("held"):
+            by = "an operator" if held["by"] == "operator" else "the flap limit"
+            lines.append(
+                f"    held by {by}: {held['reason']} (`failover release {g['name']}` ends it)"
+            )
         last = g["last_failover"]
         if last:
             lines.append(
@@ -136,6 +144,8 @@ def move_json(record: MoveRecord) -> dict[str, Any]:
         "from": record.source,
         "to": record.target,
         "caller": record.caller,
+        "driver": record.driver or None,
+        "os_user": record.os_user,
         "reason": record.reason,
         "started_at": when(record.started_at),
         "finished_at": when(record.finished_at),
@@ -162,6 +172,12 @@ def history_text(records: Sequence[MoveRecord]) -> str:
         return "no moves recorded"
     return "\n".join(
         f"{when(r.started_at)}  {r.group:<16} {r.outcome:<11} {r.source or '-'} -> {r.target}  "
-        f"by {r.caller}  ({r.reason})"
+        f"by {_who(r)}  ({r.reason})"
         for r in records
     )
+
+
+def _who(record: MoveRecord) -> str:
+    """The AWS caller, what drove the move and, for a person, the OS user."""
+    extra = [part for part in (record.driver, record.os_user and f"user {record.os_user}") if part]
+    return record.caller + (f" ({', '.join(extra)})" if extra else "")

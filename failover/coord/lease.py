@@ -1,8 +1,12 @@
 """Per-group leases with fencing tokens, so that of several orchestrators only one acts on a group.
 
-The Lease port and its one algorithm, `TableLease`, over any `LeaseTable` (DynamoDB for
-production, memory for tests: failover/lease_tables.py). Sharing the groups among live
-orchestrators is failover/spread.py; the engine's guard is failover/fence.py.
+The one algorithm of the Lease port (failover/core/ports.py), `TableLease`, over any
+`LeaseTable`: the DynamoDB state table (failover/store/dynamodb_lease.py), the SQLite
+state file, where the leases are the per-group claims (failover/store/sqlite_claims.py),
+or memory for tests (failover/coord/lease_memory.py). Sharing the groups among live
+orchestrators is failover/coord/spread.py; the engine's guard is failover/coord/fence.py;
+a one-shot command's taking, and the handover of a daemon's group to `failover move`, is
+failover/coord/handover.py.
 
 Two kinds of item:
 - a **lease** per group: holder id, fencing token, and a random version (`rvn`) that every
@@ -14,7 +18,8 @@ Two kinds of item:
   more often: the holder's *session*. It renews every lease the orchestrator holds at
   once, so the cost of staying alive is one write per orchestrator per round, whatever
   the number of groups (5,000 groups renewed one by one every 5 s would be 1,000
-  conditional writes a second).
+  conditional writes a second). A one-shot holder's heartbeat may also name the groups it
+  asks a daemon to hand over (`asks`): the ask lives and dies with the heartbeat.
 
 Who may act, and when another may take over:
 - `check(group, token)` (the engine asks it before each step; it makes no call) is True
@@ -53,98 +58,32 @@ import os
 import secrets
 import socket
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
+
+from failover.core.ports import Beat, Claim, Lease, LeaseRecord, LeaseTable
 
 if TYPE_CHECKING:
     from failover.core.ports import Clock
+
+__all__ = [
+    "BATCH",
+    "DEFAULT_TTL_S",
+    "Beat",
+    "Claim",
+    "Lease",
+    "LeaseRecord",
+    "LeaseTable",
+    "TableLease",
+    "new_holder_id",
+]
 
 DEFAULT_TTL_S = 15.0
 """A dead orchestrator's groups become takeable this long after its last heartbeat."""
 
 BATCH = 100
 """Lease items written in one all-or-nothing batch (DynamoDB's transaction limit)."""
-
-
-class Lease(Protocol):
-    """One orchestrator's view of the per-group leases: take, give back, check, stay alive."""
-
-    @property
-    def holder_id(self) -> str:
-        """Who this orchestrator is in the items: host, pid and a random part."""
-
-    @property
-    def ttl_s(self) -> float:
-        """How long leases outlive their holder's last heartbeat."""
-
-    @property
-    def renew_every_s(self) -> float:
-        """How often the holder must heartbeat at least (a third of the TTL)."""
-
-    def heartbeat(self) -> None:
-        """Renew this orchestrator's session, and with it every lease it holds."""
-
-    def heartbeat_if_due(self) -> None:
-        """Heartbeat unless the last one started less than `renew_every_s` ago."""
-
-    def holders(self) -> list[str]:
-        """The live orchestrators that take a share of the groups, this one included."""
-
-    def acquire_many(self, groups: Sequence[str]) -> dict[str, int]:
-        """Take what can be taken of `groups` now (vacant, released, ours, or a dead holder's)."""
-
-    def release(self, tokens: Mapping[str, int]) -> None:
-        """Give these leases back at once (their tokens stay, so the next ones are higher)."""
-
-    def check(self, group: str, token: int) -> bool:
-        """True while we hold `token` and our own clock says our session is alive (no call)."""
-
-    def take(self, groups: Sequence[str], sleep: Callable[[float], None]) -> dict[str, int]:
-        """Acquire `groups` for a one-shot command, waiting out dead holders; the tokens got."""
-
-
-@dataclass(frozen=True)
-class LeaseRecord:
-    """A group's lease item. `holder` is "" once released; `rvn` changes on every write."""
-
-    group: str
-    holder: str
-    token: int
-    rvn: str
-    taken_at: float  # the writer's wall clock: for operators, never for decisions
-
-
-@dataclass(frozen=True)
-class Beat:
-    """An orchestrator's heartbeat item; `rvn` changes on every write."""
-
-    holder: str
-    rvn: str
-    ttl_s: float
-    spreads: bool  # a daemon taking its share of the groups; False: a one-shot command
-    at: float  # the writer's wall clock: for operators, never for decisions
-
-
-Claim = tuple[LeaseRecord, str | None]
-"""Write the record if the item's version is this (None: if the group has no item yet)."""
-
-
-class LeaseTable(Protocol):
-    """Where lease items and heartbeats live; every lease write is conditional and atomic."""
-
-    def read_many(self, groups: Sequence[str]) -> dict[str, LeaseRecord]:
-        """The lease items of `groups` that exist (strongly consistent), by group."""
-
-    def write_all(self, claims: Sequence[Claim]) -> list[int]:
-        """Write all of at most BATCH claims, or none: the positions of the claims whose
-        version is not as expected ([] when all were written)."""
-
-    def beat(self, beat: Beat) -> None:
-        """Write an orchestrator's heartbeat."""
-
-    def beats(self) -> dict[str, Beat]:
-        """Every heartbeat, by holder."""
 
 
 def new_holder_id() -> str:
@@ -164,6 +103,8 @@ class _Seen:
     ttl_s: float
     since: float  # monotonic time when the read that first showed this version returned
     last: float  # monotonic time of the last read that showed it
+    spreads: bool = False  # a daemon
+    asks: tuple[str, ...] = ()  # the groups it asks to be handed over
 
 
 class TableLease:
@@ -178,13 +119,16 @@ class TableLease:
         margin_s: float | None = None,
         *,
         spreads: bool = True,
+        sole_daemon: bool = False,
     ) -> None:
         """Lease groups in `table` as `holder_id` (new_holder_id() when None).
 
         `margin_s` (a fifth of the TTL when None) is how long before the TTL a holder that
         could not heartbeat stops acting; it must leave room for one missed heartbeat.
         `spreads` False: a one-shot command, which holds what it takes but is given no
-        share of the groups by the daemons.
+        share of the groups by the daemons. `sole_daemon`: this daemon holds the lock that
+        allows one daemon per table (the SQLite state file's), so every other daemon seen
+        in the table is dead already (its lock went with it): its groups are taken at once.
         """
         margin = ttl_s / 5 if margin_s is None else margin_s
         if ttl_s <= 0 or not 0 < margin < ttl_s - ttl_s / 3:
@@ -198,6 +142,8 @@ class TableLease:
         self._ttl_s = ttl_s
         self._margin_s = margin
         self._spreads = spreads
+        self._sole_daemon = sole_daemon and spreads
+        self._asks: tuple[str, ...] = ()
         self._lock = threading.Lock()
         self._held: dict[str, _Held] = {}
         self._session = 0  # counts lapses: an acquire that straddles one keeps nothing
@@ -227,8 +173,11 @@ class TableLease:
     # -- our session -------------------------------------------------------------------
 
     def heartbeat(self) -> None:
-        """Write our heartbeat; raises CloudError when it fails (the session counts down)."""
+        """Write our heartbeat; raises the table's error (CloudError, or FailoverError from the
+        state file) when it fails: the session counts down."""
         started = self._clock.monotonic()
+        with self._lock:
+            asks = self._asks
         self._table.beat(
             Beat(
                 self._holder_id,
@@ -236,6 +185,7 @@ class TableLease:
                 self._ttl_s,
                 self._spreads,
                 self._clock.now(),
+                asks,
             )
         )
         ended = self._clock.monotonic()
@@ -247,6 +197,12 @@ class TableLease:
                 self._session += 1
                 self._held.clear()
             self._session_since = started
+
+    def ask(self, groups: Sequence[str]) -> None:
+        """Ask for `groups` to be handed over, in a heartbeat written now; () withdraws."""
+        with self._lock:
+            self._asks = tuple(dict.fromkeys(groups))
+        self.heartbeat()
 
     def heartbeat_if_due(self) -> None:
         """Heartbeat unless the last one started less than `renew_every_s` ago."""
@@ -282,7 +238,8 @@ class TableLease:
                 rvn, ttl = (beat.rvn, beat.ttl_s) if beat is not None else ("", self._ttl_s)
                 seen = self._seen.get(holder)
                 if seen is None or seen.rvn != rvn:
-                    self._seen[holder] = _Seen(rvn, ttl, now, now)
+                    spreads, asks = (beat.spreads, beat.asks) if beat is not None else (False, ())
+                    self._seen[holder] = _Seen(rvn, ttl, now, now, spreads, asks)
                 else:
                     seen.last = now
             # Forget who we stopped reading about: watching one again restarts its TTL (slower, never unsafe).
@@ -290,17 +247,29 @@ class TableLease:
                 del self._seen[gone]
 
     def _dead(self, holder: str) -> bool:
-        """Seen unchanged for a whole TTL (theirs or ours, the longer) by our clock."""
+        """Seen unchanged for a whole TTL (theirs or ours, the longer) by our clock; or
+        another daemon while we are the sole daemon allowed."""
         with self._lock:
             seen = self._seen.get(holder)
             if seen is None:
                 return False
+            if self._sole_daemon and seen.spreads and holder != self._holder_id:
+                return True
             return self._clock.monotonic() - seen.since >= max(seen.ttl_s, self._ttl_s)
 
-    def _beat_version(self, holder: str) -> str | None:
+    def seen(self, holder: str) -> tuple[str | None, bool]:
+        """The version of `holder`'s heartbeat last read (None: never) and whether it spreads."""
         with self._lock:
             seen = self._seen.get(holder)
-            return None if seen is None else seen.rvn
+            return (None, False) if seen is None else (seen.rvn, seen.spreads)
+
+    def requested(self) -> dict[str, str]:
+        """Groups asked for by live one-shot holders, as of the last read of the heartbeats."""
+        with self._lock:
+            askers = [(h, s.asks) for h, s in self._seen.items() if s.asks and h != self._holder_id]
+        return {
+            group: holder for holder, asks in askers if not self._dead(holder) for group in asks
+        }
 
     def holders(self) -> list[str]:
         """Live daemons: whose heartbeat changed within a TTL by our clock (one read).
@@ -336,9 +305,10 @@ class TableLease:
         Needs a live session (heartbeat first): a lease taken outside one would be void.
         Reads the items in batches, then the heartbeats, then writes in batches.
         """
-        return self._acquire(groups)[0]
+        return self.try_take(groups)[0]
 
-    def _acquire(self, groups: Sequence[str]) -> tuple[dict[str, int], dict[str, LeaseRecord]]:
+    def try_take(self, groups: Sequence[str]) -> tuple[dict[str, int], dict[str, LeaseRecord]]:
+        """`acquire_many`, and the lease items it read (who holds what was not taken)."""
         with self._lock:
             if not self._alive():
                 return {}, {}
@@ -387,36 +357,3 @@ class TableLease:
                     del self._held[group]
                     claims.append((self._record(group, token, holder=""), held.rvn))
         self._write(claims)
-
-    def take(self, groups: Sequence[str], sleep: Callable[[float], None]) -> dict[str, int]:
-        """Acquire each of `groups`, waiting out holders that stopped; the tokens got.
-
-        For one-shot commands (`check`, `move`): a group whose holder is seen alive (its
-        heartbeat changes), or that another contender takes first, is given up at once; a
-        dead holder's lease is taken once its heartbeat stayed unchanged for a TTL. Each
-        group is waited on for at most two TTLs, all of them at the same time.
-        """
-        taken: dict[str, int] = {}
-        holder_of: dict[str, str] = {}
-        version_of: dict[str, str | None] = {}
-        pending = list(dict.fromkeys(groups))
-        deadline = self._clock.monotonic() + 2 * self._ttl_s + self._margin_s
-        while pending:
-            self.heartbeat_if_due()
-            got, records = self._acquire(pending)
-            taken.update(got)
-            waiting = []
-            for group in pending:
-                record = records.get(group)
-                if group in got or record is None:
-                    continue
-                holder = holder_of.setdefault(group, record.holder)
-                version = version_of.setdefault(group, self._beat_version(holder))
-                if record.holder != holder or self._beat_version(holder) != version:
-                    continue  # another contender won, or the holder is alive
-                waiting.append(group)
-            pending = waiting
-            if not pending or self._clock.monotonic() >= deadline:
-                break
-            sleep(self._ttl_s / 10)
-        return taken

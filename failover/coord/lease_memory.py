@@ -76,6 +76,7 @@ class FakeLease(TableLease):
         margin_s: float | None = None,
         *,
         spreads: bool = True,
+        sole_daemon: bool = False,
     ) -> None:
         """Share `table` between FakeLeases to model several orchestrators."""
         super().__init__(
@@ -85,4 +86,5 @@ class FakeLease(TableLease):
             ttl_s,
             margin_s,
             spreads=spreads,
+            sole_daemon=sole_daemon,
         )

@@ -8,10 +8,11 @@ A group's states, as the daemon and the cron check see them:
          ^                                      │ no                        │
          │                                      v                           │ > max_moves_per_hour
          └──── a member becomes healthy ─── degraded                        v
-                                                                          held ──operator `move --force`──> ok
+                                                                          held ──`release` or `move --force`──> ok
+        any state ──`failover hold`──> held (by the operator) ──`failover release`──> ok
 
 Rules, in the order they are applied:
-1. A held group moves only when an operator says so.
+1. A held group moves only when an operator says so (`failover move`).
 2. If every member of every group failed in the same pass, suspect our own network.
 3. Nobody owns the resource (a detach finished, an attach never came): move it to the
    best healthy member, at once: leaving it unowned is the one thing worse than a move.
@@ -22,6 +23,12 @@ Rules, in the order they are applied:
    move to the highest-preference healthy candidate.
 5. `failback: auto` moves back to a higher-preference member once it has passed `rise`
    probes and the cooldown is over.
+
+An operator's `failover move` is the same decision with a MoveRequest: the requested
+member (or the best candidate), refused for a flap-limit hold, the cooldown, the flap
+limit or an unhealthy target unless `--force` says otherwise; an AWS rule is never
+overridden. A hold the operator set with `failover hold` does not refuse it: the move is
+the operator's explicit act, and the hold stays.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ from typing import TYPE_CHECKING
 
 from failover.core.durations import format_duration
 from failover.core.model import GroupView
-from failover.core.planner import candidates
+from failover.core.planner import candidates, refusals, rule_violation
 from failover.core.ports import MemberHealth
 
 if TYPE_CHECKING:
@@ -68,6 +75,12 @@ def is_down(health: MemberHealth | None, policy: Policy) -> bool:
     return health is not None and health.failures >= policy.fall
 
 
+HELD_BY_OPERATOR = "operator"
+"""`GroupState.held_by` of a hold set by `failover hold` (no automatic move until `release`)."""
+HELD_BY_FLAP_LIMIT = "flap-limit"
+"""`GroupState.held_by` of the hold `max_moves_per_hour` set (`release` or `move --force` clears it)."""
+
+
 @dataclass(frozen=True)
 class Facts:
     """What the store remembers that a decision needs: recent moves and the hold."""
@@ -77,13 +90,23 @@ class Facts:
     held: bool = False
     held_reason: str = ""
     network_suspect: bool = False  # every member of every group failed this pass
+    held_by: str = ""  # HELD_BY_OPERATOR or HELD_BY_FLAP_LIMIT when held ("" reads as the latter)
+
+
+@dataclass(frozen=True)
+class MoveRequest:
+    """An operator's `failover move`: the member asked for (None: the best candidate) and --force."""
+
+    target: str | None = None
+    force: bool = False
 
 
 @dataclass(frozen=True)
 class Decision:
     """What to do with one group, and why (logged once, kept in the history).
 
-    action: stay | move | degraded | hold | held | suspect | cooldown
+    action: stay | move | degraded | hold | held | suspect | cooldown | refused
+    `clears_hold`: a forced move that overrides the flap-limit hold also ends it.
     """
 
     action: str
@@ -93,6 +116,7 @@ class Decision:
     # Healthy members after `target`, in preference order: where a move goes if the target
     # turns out unfit before the first mutating call (IAM refuses it, say).
     alternatives: tuple[str, ...] = ()
+    clears_hold: bool = False
 
     @property
     def moves(self) -> bool:
@@ -100,11 +124,24 @@ class Decision:
 
 
 def decide(
-    view: GroupView, group: Group, health: Mapping[str, MemberHealth], facts: Facts
+    view: GroupView,
+    group: Group,
+    health: Mapping[str, MemberHealth],
+    facts: Facts,
+    request: MoveRequest | None = None,
 ) -> Decision:
-    """The one decision for a group, from a fresh AWS view, member health and remembered facts."""
+    """The one decision for a group, from a fresh AWS view, member health and remembered facts;
+    with `request`, the decision on an operator's move under the same rules."""
+    if request is not None:
+        return _requested(view, group, health, facts, request)
     policy = group.policy
     if facts.held:
+        if facts.held_by == HELD_BY_OPERATOR:
+            return Decision(
+                "held",
+                f"held by an operator ({facts.held_reason or 'no reason given'}): no automatic "
+                f"move until `failover release {group.name}`",
+            )
         return Decision("held", f"held for an operator: {facts.held_reason or 'flap limit'}")
     active = view.active
     healthy = _healthy_candidates(view, group, health)
@@ -154,7 +191,7 @@ def decide(
             return Decision(
                 "hold",
                 f"{down}; {policy.max_moves_per_hour} moves in the last hour: holding for an operator "
-                "(`failover move --force` clears it)",
+                f"(`failover release {group.name}` or `failover move {group.name} --force` clears it)",
             )
         return Decision(
             "move",
@@ -190,6 +227,76 @@ def _owned_by_nobody(view: GroupView, group: Group) -> str:
             "different tables (a half-done move)"
         )
     return f"{group.resource} is owned by nobody"
+
+
+def _requested(
+    view: GroupView,
+    group: Group,
+    health: Mapping[str, MemberHealth],
+    facts: Facts,
+    request: MoveRequest,
+) -> Decision:
+    """An operator's move: the same rules, each one `--force` may override named in the refusal."""
+    target = request.target or _operator_choice(view, group, health, force=request.force)
+    if target is None:
+        why = "; ".join(refusals(view, group))
+        return Decision(
+            "refused",
+            "no other member is healthy, running and able to take it"
+            + (f" ({why})" if why else ""),
+        )
+    if target == view.active:
+        # Nothing to move; the engine still finishes what AWS shows half-done (an EIP that
+        # did not follow its IP), as a rerun of any move would.
+        return Decision(
+            "move", f"manual move to {target}, which already has {group.resource}", target
+        )
+    if (violation := rule_violation(view, group, target)) is not None:
+        return Decision("refused", violation)  # an AWS rule: --force never overrides it
+    refusal = _overridable(group, health, facts, target)
+    if refusal is not None and not request.force:
+        return Decision("refused", f"{refusal}; --force overrides")
+    flap_hold = facts.held and facts.held_by != HELD_BY_OPERATOR
+    reason = f"manual move to {target}" + (f" (--force: {refusal})" if refusal else "")
+    return Decision("move", reason, target, clears_hold=flap_hold)
+
+
+def _operator_choice(
+    view: GroupView, group: Group, health: Mapping[str, MemberHealth], *, force: bool
+) -> str | None:
+    """The member `failover move` picks without --to: the best healthy candidate.
+
+    When no member has ever been probed (no daemon or cron has run against this store),
+    health is unknown for all, and the first running, rule-clean member is the choice;
+    so it is with --force when no candidate is healthy.
+    """
+    options = candidates(view, group)
+    if not any(i in health for i in group.instance_ids):
+        return options[0] if options else None
+    healthy = _healthy_candidates(view, group, health)
+    if healthy:
+        return healthy[0]
+    return options[0] if force and options else None
+
+
+def _overridable(
+    group: Group, health: Mapping[str, MemberHealth], facts: Facts, target: str
+) -> str | None:
+    """Why an operator's move needs --force: the flap-limit hold, cooldown, flap limit, a sick target."""
+    policy = group.policy
+    if facts.held and facts.held_by != HELD_BY_OPERATOR:
+        return f"group is held by the flap limit ({facts.held_reason or 'flap limit'})"
+    if (since := _since_last_move(facts)) is not None and since < policy.cooldown_s:
+        return (
+            f"last move was {format_duration(max(since, 0.001))} ago, within cooldown "
+            f"{format_duration(policy.cooldown_s)}"
+        )
+    if _moves_last_hour(facts) >= policy.max_moves_per_hour:
+        return f"{policy.max_moves_per_hour} moves in the last hour (flap limit)"
+    known = health.get(target)
+    if known is not None and not known.healthy:
+        return f"target {target} is not healthy ({known.reason or 'not enough passes yet'})"
+    return None
 
 
 def network_suspect(results: Sequence[bool]) -> bool:
@@ -242,36 +349,3 @@ def _why(target: str, health: Mapping[str, MemberHealth], view: GroupView) -> st
     az = f", {member.az}" if member else ""
     passed = f"healthy, {h.successes} passes" if h else "healthy"
     return f"{target} ({passed}{az})"
-
-
-def manual_target(view: GroupView, group: Group, health: Mapping[str, MemberHealth]) -> str | None:
-    """The member `failover move` picks without --to: the best healthy candidate.
-
-    When no member has ever been probed (no daemon or cron has run against this store),
-    health is unknown for all, and the first running, rule-clean member is the choice.
-    """
-    if not any(i in health for i in group.instance_ids):
-        options = candidates(view, group)
-        return options[0] if options else None
-    healthy = _healthy_candidates(view, group, health)
-    return healthy[0] if healthy else None
-
-
-def manual_refusal(
-    group: Group, health: Mapping[str, MemberHealth], facts: Facts, target: str
-) -> str | None:
-    """Why an operator's move must be confirmed with --force (hold, cooldown, flap limit, sick target)."""
-    policy = group.policy
-    if facts.held:
-        return f"group is held for an operator ({facts.held_reason}); --force moves and clears the hold"
-    if (since := _since_last_move(facts)) is not None and since < policy.cooldown_s:
-        return (
-            f"last move was {format_duration(max(since, 0.001))} ago, within cooldown "
-            f"{format_duration(policy.cooldown_s)}; --force overrides"
-        )
-    if _moves_last_hour(facts) >= policy.max_moves_per_hour:
-        return f"{policy.max_moves_per_hour} moves in the last hour (flap limit); --force overrides"
-    known = health.get(target)
-    if known is not None and not known.healthy:
-        return f"target {target} is not healthy ({known.reason or 'not enough passes yet'}); --force overrides"
-    return None

@@ -1,7 +1,8 @@
-"""Protocols the core needs from the outside world: Cloud, Store and Clock.
+"""Protocols the core and the services need from the outside world: Cloud, Store, Clock,
+and the per-group Lease (with the LeaseTable it keeps its items in).
 
-Adapters implement them (failover/aws, failover/store); tests use the same
-contracts. The core never imports an adapter.
+Adapters implement them (failover/aws, failover/store, failover/coord); tests use the
+same contracts. The core never imports an adapter.
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ class MoveRecord:
     """A move as the journal and history keep it.
 
     outcome: in-progress (the journal's open intent), succeeded, failed, refused.
-    `token` is the lease's fencing token when the move ran under a lease.
+    `token` is the lease's (or SQLite claim's) fencing token the move began under.
+    `driver` is what started it (daemon, check, move, lambda; "" when not recorded) and
+    `os_user` the person's OS account behind a `failover move` (None: unknown or a service).
     """
 
     move_id: str
@@ -52,6 +55,8 @@ class MoveRecord:
     token: int | None = None
     steps: tuple[StepRecord, ...] = field(default=())
     detail: str = ""
+    driver: str = ""
+    os_user: str | None = None
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,8 @@ class MemberHealth:
 class GroupState:
     """What the store remembers of a group besides its members: held for an operator or not.
 
+    `held_by` says who holds it: "operator" (`failover hold`) or "flap-limit"; "" when not
+    held (a hold stored before `held_by` existed reads as the flap limit's).
     `updated_at` is when another field last changed (a pass that changes nothing writes nothing).
     """
 
@@ -82,6 +89,7 @@ class GroupState:
     held_reason: str = ""
     status: str = "ok"  # ok | degraded | held | moving
     updated_at: float = 0.0
+    held_by: str = ""
 
 
 @dataclass(frozen=True)
@@ -141,7 +149,13 @@ class Store(Protocol):
         """The group's remembered state (held, degraded); a fresh GroupState when unknown."""
 
     def save_group_state(self, state: GroupState) -> None:
-        """Remember the group's state."""
+        """Remember the group's state (every field)."""
+
+    def save_status(self, group: str, status: str, updated_at: float) -> None:
+        """Set only the group's status: a hold written meanwhile by another process stays."""
+
+    def save_hold(self, group: str, held_by: str, reason: str, updated_at: float) -> None:
+        """Set only the group's hold (`held_by` "" releases it); its status stays."""
 
     def load_groups(
         self, members: Mapping[str, Sequence[str]], since: float
@@ -215,3 +229,102 @@ class Cloud(Protocol):
 
     def caller_identity(self) -> str:
         """The ARN of whoever the credentials belong to (STS GetCallerIdentity)."""
+
+
+@dataclass(frozen=True)
+class LeaseRecord:
+    """A group's lease item. `holder` is "" once released; `rvn` changes on every write."""
+
+    group: str
+    holder: str
+    token: int
+    rvn: str
+    taken_at: float  # the writer's wall clock: for operators, never for decisions
+
+
+@dataclass(frozen=True)
+class Beat:
+    """An orchestrator's heartbeat item; `rvn` changes on every write.
+
+    `asks`: the groups this (one-shot) holder asks their daemon to hand over to it, for
+    as long as this heartbeat lives (failover/coord/handover.py).
+    """
+
+    holder: str
+    rvn: str
+    ttl_s: float
+    spreads: bool  # a daemon taking its share of the groups; False: a one-shot command
+    at: float  # the writer's wall clock: for operators, never for decisions
+    asks: tuple[str, ...] = ()
+
+
+Claim = tuple[LeaseRecord, str | None]
+"""Write the record if the item's version is this (None: if the group has no item yet)."""
+
+
+class LeaseTable(Protocol):
+    """Where lease items and heartbeats live; every lease write is conditional and atomic."""
+
+    def read_many(self, groups: Sequence[str]) -> dict[str, LeaseRecord]:
+        """The lease items of `groups` that exist (strongly consistent), by group."""
+
+    def write_all(self, claims: Sequence[Claim]) -> list[int]:
+        """Write all of at most 100 claims, or none: the positions of the claims whose
+        version is not as expected ([] when all were written)."""
+
+    def beat(self, beat: Beat) -> None:
+        """Write an orchestrator's heartbeat."""
+
+    def beats(self) -> dict[str, Beat]:
+        """Every heartbeat, by holder."""
+
+
+class Lease(Protocol):
+    """One orchestrator's view of the per-group leases: take, give back, check, stay alive."""
+
+    @property
+    def holder_id(self) -> str:
+        """Who this orchestrator is in the items: host, pid and a random part."""
+
+    @property
+    def ttl_s(self) -> float:
+        """How long leases outlive their holder's last heartbeat."""
+
+    @property
+    def margin_s(self) -> float:
+        """How long before the TTL a holder that cannot heartbeat stops acting."""
+
+    @property
+    def renew_every_s(self) -> float:
+        """How often the holder must heartbeat at least (a third of the TTL)."""
+
+    def heartbeat(self) -> None:
+        """Renew this orchestrator's session, and with it every lease it holds."""
+
+    def heartbeat_if_due(self) -> None:
+        """Heartbeat unless the last one started less than `renew_every_s` ago."""
+
+    def holders(self) -> list[str]:
+        """The live orchestrators that take a share of the groups, this one included."""
+
+    def requested(self) -> dict[str, str]:
+        """Groups that live one-shot holders ask to be handed over (group -> asker), as of
+        the last read of the heartbeats."""
+
+    def ask(self, groups: Sequence[str]) -> None:
+        """Ask, in our heartbeat (written now), for `groups` to be handed over; () withdraws."""
+
+    def acquire_many(self, groups: Sequence[str]) -> dict[str, int]:
+        """Take what can be taken of `groups` now (vacant, released, ours, or a dead holder's)."""
+
+    def try_take(self, groups: Sequence[str]) -> tuple[dict[str, int], dict[str, LeaseRecord]]:
+        """`acquire_many`, and the lease items it read (who holds what is not taken)."""
+
+    def seen(self, holder: str) -> tuple[str | None, bool]:
+        """The version of `holder`'s heartbeat last read (None: never) and whether it is a daemon."""
+
+    def release(self, tokens: Mapping[str, int]) -> None:
+        """Give these leases back at once (their tokens stay, so the next ones are higher)."""
+
+    def check(self, group: str, token: int) -> bool:
+        """True while we hold `token` and our own clock says our session is alive (no call)."""

@@ -95,6 +95,14 @@ class _Read:
 
 
 @dataclass(frozen=True)
+class Observation:
+    """A read of a group the engine may start a move from while it is fresh (`at`: monotonic)."""
+
+    view: GroupView
+    at: float
+
+
+@dataclass(frozen=True)
 class MoveResult:
     """How a move ended: `succeeded`, or `nothing-to-do` when AWS already had it right."""
 
@@ -133,8 +141,12 @@ class Engine:
         guard: Callable[[str], None] | None = None,
         token_of: Callable[[str], int | None] | None = None,
         eip_follow_grace_s: float = EIP_FOLLOW_GRACE_S,
+        driver: str = "",
+        os_user: str | None = None,
     ) -> None:
         self.cloud, self.store, self.clock = cloud, store, clock
+        # Who starts the moves of this engine, for the history: daemon, check, move, lambda.
+        self.driver, self._os_user = driver, os_user
         self._on_step = on_step
         # Called with the group name before every mutating call; raises to abandon (lease lost).
         self._guard = guard
@@ -158,6 +170,11 @@ class Engine:
 
     # -- moving ------------------------------------------------------------------------------
 
+    def observe(self, group: Group) -> Observation:
+        """Read the group from AWS now: a move started within FRESH_VIEW_S may start from it."""
+        read = self._observe(group)
+        return Observation(read.view, read.resource_at or 0.0)
+
     def move(
         self,
         group: Group,
@@ -167,20 +184,26 @@ class Engine:
         source_failed: bool = False,
         reason: str = "",
         alternatives: Sequence[str] = (),
+        observed: Observation | None = None,
     ) -> MoveResult:
-        """Move the group's resource to `target` (or the best candidate), finishing any journaled move first.
+        """Move the group's resource to `target` (or the best candidate).
 
+        The caller finishes a journaled move first (`resume`; the switchover service does).
         `force` (the operator's --force) and `source_failed` (probes or EC2 say the member
         being left is down) are what allow a Force detach when a graceful one hangs.
         Before the first mutating call, the target's calls are DryRun: a target IAM refuses
         (or one a Force detach may have left with its device index busy) is passed over for
         the next of `alternatives` (members the caller also judged fit), never half-moved to.
+        `observed`: the read the caller decided on, used instead of a new one while fresh.
         """
-        self.resume(group, force=force)
         # move_timeout counts from here: the DryRuns before the first mutating call are the move's.
         started = self.clock.monotonic()
         # One read serves the choice, the plan, the journal and (while fresh) the first step.
-        read = self._observe(group)
+        read = (
+            _Read(observed.view, observed.at, observed.at)
+            if observed is not None and self.clock.monotonic() - observed.at <= FRESH_VIEW_S
+            else self._observe(group)
+        )
         view = read.view
         chosen = self.choose_target(view, group, target)
         plan = plan_move(view, group, chosen)
@@ -213,6 +236,8 @@ class Engine:
             started_at=self.clock.now(),
             forced=force or source_failed or leaving is None or leaving.failed_in_ec2,
             token=self._token_of(group.name) if self._token_of is not None else None,
+            driver=self.driver,
+            os_user=self._os_user,
         )
         if self._guard is not None:
             self._guard(group.name)  # no journal entry for a move we may not make

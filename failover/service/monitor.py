@@ -1,7 +1,9 @@
 """One health pass over many groups: observe in batches, probe every member, decide, act.
 
-The cron check runs one pass; the daemon runs passes on a schedule. Both go through
-here, so a group is judged the same way however the orchestrator is run.
+The cron check and the Lambda run one pass; the daemon runs passes on a schedule. All go
+through here, so a group is judged the same way however the orchestrator is run; each
+group the pass decides to move (and each with a move a crash left open) goes through the
+one guarded path, failover/service/switchover.py.
 """
 
 from __future__ import annotations
@@ -9,70 +11,39 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from failover.core.decide import Decision, Facts, decide, network_suspect, update_health
-from failover.core.errors import FailoverError, RefusedError
+from failover.core.decide import (
+    HELD_BY_FLAP_LIMIT,
+    Decision,
+    Facts,
+    decide,
+    network_suspect,
+    update_health,
+)
 from failover.core.model import GroupView, Instance
 from failover.core.ports import Clock, Cloud, GroupMemory, GroupState, MemberHealth, Store
 from failover.probes import ProbeResult, ProbeTarget, probe_targets, run_probes
-from failover.service.engine import Engine, MoveResult
+from failover.service.engine import Engine
+from failover.service.switchover import (
+    AfterMove,
+    Alert,
+    GroupOutcome,
+    OnMove,
+    Switchover,
+    log_alert,
+)
 
 if TYPE_CHECKING:
     from failover.config import Group
+    from failover.coord.fence import Fence
+
+__all__ = ["Alert", "GroupOutcome", "Monitor", "Prober", "ec2_verdict", "log_alert"]
 
 log = logging.getLogger(__name__)
 
-Alert = Callable[[str, str, str], None]  # (event, group, message)
 Prober = Callable[[Sequence[ProbeTarget]], list[ProbeResult]]
-
-# Exit-code severity of each outcome (DESIGN.md): 1 failed or no healthy active member,
-# 3 refused by a safety rule, 0 otherwise.
-_SEVERITY = {
-    "failed": 1,
-    "unknown": 1,
-    "degraded": 1,
-    "refused": 3,
-    "cooldown": 3,
-    "hold": 3,
-    "held": 3,
-    "suspect": 3,
-}
-
-
-@dataclass(frozen=True)
-class GroupOutcome:
-    """What one pass did with one group."""
-
-    group: str
-    decision: Decision
-    outcome: str  # stay | moved | would-move | failed | refused | degraded | cooldown | hold | held | suspect | unknown
-    active: str | None
-    result: MoveResult | None = None
-    error: str = ""
-
-    @property
-    def exit_code(self) -> int:
-        return _SEVERITY.get(self.outcome, 0)
-
-    def summary(self) -> str:
-        """The one line `failover check` prints for the group."""
-        if self.outcome == "moved" and self.result is not None:
-            r = self.result
-            return (
-                f"{self.group}: moved {r.source or 'nobody'} -> {r.target} in {r.elapsed_s:.1f}s "
-                f"({self.decision.reason})"
-            )
-        if self.outcome == "failed":
-            return f"{self.group}: FAILED: {self.error}"
-        if self.outcome == "refused":
-            return f"{self.group}: refused: {self.error}"
-        return f"{self.group}: {self.outcome}: {self.decision.reason}"
-
-
-def log_alert(event: str, group: str, message: str) -> None:
-    log.warning("ALERT %s group=%s: %s", event, group, message)
 
 
 def ec2_verdict(instance: Instance) -> tuple[bool | None, str]:
@@ -103,17 +74,19 @@ class Monitor:
         alert: Alert = log_alert,
         max_parallel_moves: int = 8,
         on_health: Callable[[str, Mapping[str, MemberHealth]], None] | None = None,
-        on_move: Callable[[str, str, float], None] | None = None,
-        after_move: Callable[[Group, MoveResult, str], None] | None = None,
+        on_move: OnMove | None = None,
+        after_move: AfterMove | None = None,
+        fence: Fence | None = None,
     ) -> None:
+        """`fence`: the groups this process holds (None: it is the only one acting)."""
         self.cloud, self.store, self.engine, self.clock = cloud, store, engine, clock
         self._probe, self._alert = prober, alert
         self._parallel = max_parallel_moves
-        # Metrics and post-move hooks observe; a move never waits on them.
-        self._on_health, self._on_move, self._after_move = on_health, on_move, after_move
+        self._on_health = on_health  # metrics observe; a pass never waits on them
+        self.switchover = Switchover(
+            store, engine, clock, fence=fence, alert=alert, on_move=on_move, after_move=after_move
+        )
         self._status_cache: dict[str, tuple[bool | None, bool]] = {}
-        # Members' primary IPs as the last pass saw them: the `{address}` of post-move hooks.
-        self._private_ips: dict[str, str] = {}
 
     def run_pass(
         self, groups: Sequence[Group], *, dry_run: bool = False, ec2_due: bool = True
@@ -124,7 +97,7 @@ class Monitor:
             unfinished = self.store.open_move_groups()
             for group in groups:
                 if group.name in unfinished:
-                    self._finish_open_moves(group)
+                    self.switchover.resume(group)
         views = self._observe(groups, ec2_due=ec2_due)
         # A group AWS could not be read for (a disrupted AZ) is judged on nothing: no move,
         # no counter change; it is reported `unknown` and the pass goes on with the others.
@@ -154,6 +127,7 @@ class Monitor:
                 held=state.held,
                 held_reason=state.held_reason,
                 network_suspect=suspect,
+                held_by=state.held_by,
             )
             decision = decide(views[group.name], group, health, facts)
             log.info("group %s: %s: %s", group.name, decision.action, decision.reason)
@@ -162,18 +136,7 @@ class Monitor:
             decision = Decision("unknown", f"AWS could not be read: {views[group.name].unread}")
             log.warning("group %s: %s: %s", group.name, decision.action, decision.reason)
             decisions.append((group, decision, memory[group.name].state))
-        return self._act(decisions, views, dry_run=dry_run)
-
-    def _finish_open_moves(self, group: Group) -> None:
-        """A crash left a move half-done: finish it before judging the group."""
-        if self.store.open_moves(group.name):
-            try:
-                for result in self.engine.resume(group):
-                    # A crash may have come between the move and its hook.
-                    if result.outcome == "succeeded":
-                        self._moved(group, result)
-            except FailoverError as exc:
-                self._alert("move-failed", group.name, f"could not finish a journaled move: {exc}")
+        return self._act(decisions, views, healths, dry_run=dry_run, suspect=suspect)
 
     def _observe(self, groups: Sequence[Group], *, ec2_due: bool) -> dict[str, GroupView]:
         """Batched views; status checks fetched only when due, else the last ones reused.
@@ -190,9 +153,6 @@ class Monitor:
         unknown = any(i not in self._status_cache for i in ec2_members)
         wants_status = bool(ec2_members) and (ec2_due or unknown)
         views = self.cloud.observe_many(groups, with_status=wants_status)
-        self._private_ips.update(
-            {m.instance_id: m.private_ip for v in views.values() for m in v.members if m.private_ip}
-        )
         if wants_status:
             for view in views.values():
                 self._status_cache.update(
@@ -285,16 +245,23 @@ class Monitor:
         self,
         decisions: list[tuple[Group, Decision, GroupState]],
         views: dict[str, GroupView],
+        healths: Mapping[str, Mapping[str, MemberHealth]],
         *,
         dry_run: bool,
+        suspect: bool,
     ) -> list[GroupOutcome]:
-        moving = [(g, d) for g, d, _ in decisions if d.moves]
+        moving = [g for g, d, _ in decisions if d.moves]
         results: dict[str, GroupOutcome] = {}
         if moving and not dry_run:
             # Groups move in parallel (an AZ failure moves hundreds); botocore's retry mode
             # paces each call, and the pool bounds how many moves storm EC2 at once.
             with ThreadPoolExecutor(max_workers=max(1, min(self._parallel, len(moving)))) as pool:
-                futures = {g.name: pool.submit(self._move, g, d) for g, d in moving}
+                futures = {
+                    g.name: pool.submit(
+                        self.switchover.run, g, health=healths[g.name], suspect=suspect
+                    )
+                    for g in moving
+                }
             results = {name: f.result() for name, f in futures.items()}
         outcomes = []
         for group, decision, state in decisions:
@@ -307,70 +274,24 @@ class Monitor:
                 outcome = GroupOutcome(group.name, decision, decision.action, view.active)
             outcomes.append(outcome)
             if not dry_run:
-                self._remember(group, decision, outcome, state)
+                self._remember(group, outcome, state)
         return outcomes
 
-    def _move(self, group: Group, decision: Decision) -> GroupOutcome:
-        assert decision.target is not None
-        self._alert("move-started", group.name, decision.reason)
-        started = self.clock.monotonic()
-        outcome = self._try_move(group, decision)
-        if self._on_move is not None:
-            outcome_name = {"moved": "succeeded"}.get(outcome.outcome, outcome.outcome)
-            self._on_move(group.name, outcome_name, self.clock.monotonic() - started)
-        if outcome.result is not None and outcome.result.outcome == "succeeded":
-            self._moved(group, outcome.result)
-        return outcome
+    def _remember(self, group: Group, outcome: GroupOutcome, state: GroupState) -> None:
+        """Keep the group's status; alert on entering degraded or held, not on every pass.
 
-    def _moved(self, group: Group, result: MoveResult) -> None:
-        """Hand a finished move to the post-move hook, with the new active member's address."""
-        if self._after_move is None:
-            return
-        member = group.member(result.target)
-        address = (member.address if member else None) or self._private_ips.get(result.target, "")
-        self._after_move(group, result, address)
-
-    def _try_move(self, group: Group, decision: Decision) -> GroupOutcome:
-        assert decision.target is not None
-        try:
-            result = self.engine.move(
-                group,
-                target=decision.target,
-                source_failed=decision.source_failed,
-                reason=decision.reason,
-                alternatives=decision.alternatives,
-            )
-        except RefusedError as exc:
-            self._alert("move-refused", group.name, str(exc))
-            return GroupOutcome(group.name, decision, "refused", None, error=str(exc))
-        except FailoverError as exc:
-            self._alert("move-failed", group.name, str(exc))
-            return GroupOutcome(group.name, decision, "failed", None, error=str(exc))
-        passed = f" (passed over {'; '.join(result.skipped)})" if result.skipped else ""
-        self._alert(
-            "move-finished",
-            group.name,
-            f"{result.source} -> {result.target} in {result.elapsed_s:.1f}s{passed}",
-        )
-        return GroupOutcome(group.name, decision, "moved", result.target, result=result)
-
-    def _remember(
-        self, group: Group, decision: Decision, outcome: GroupOutcome, state: GroupState
-    ) -> None:
-        """Keep the group's status; alert on entering degraded or held, not on every pass."""
+        Only the status is written, and the hold only when the flap limit sets it: a hold an
+        operator wrote meanwhile is never undone by a pass that read the state before it.
+        """
         status = {"degraded": "degraded", "hold": "held", "held": "held", "unknown": "unknown"}.get(
             outcome.outcome, "ok"
         )
+        reason = outcome.decision.reason
         if status != state.status and status in ("degraded", "held", "unknown"):
-            self._alert(status, group.name, decision.reason)
-        held = state.held or outcome.outcome == "hold"
-        new = replace(
-            state,
-            held=held,
-            held_reason=decision.reason if outcome.outcome == "hold" else state.held_reason,
-            status=status,
-            updated_at=self.clock.now(),
-        )
-        # `updated_at` alone changing is no change: an idle group costs no write.
-        if replace(new, updated_at=state.updated_at) != state:
-            self.store.save_group_state(new)
+            self._alert(status, group.name, reason)
+        now = self.clock.now()
+        if outcome.outcome == "hold":
+            self.store.save_hold(group.name, HELD_BY_FLAP_LIMIT, reason, now)
+        # An unchanged status costs no write: an idle group writes nothing.
+        if status != state.status:
+            self.store.save_status(group.name, status, now)

@@ -1,6 +1,7 @@
 """DynamoStore: the Store port in one DynamoDB table, shared by several orchestrators.
 
-Key design (one table, on-demand billing, string keys `pk` HASH / `sk` RANGE, no index):
+Key design (one table, on-demand billing, string keys `pk` HASH / `sk` RANGE, no index;
+the items <-> values codecs are failover/store/dynamodb_items.py):
 
     pk                   sk                                      item
     group#<group>        move#<started_at>#<move_id>             a move: the MoveRecord's
@@ -13,13 +14,13 @@ Key design (one table, on-demand billing, string keys `pk` HASH / `sk` RANGE, no
                                                                  recent moves (`start#<move_id>`)
                                                                  and `complete_from`
     group#<group>        lease                                   the group's lease
-                                                                 (failover/lease_tables.py)
+                                                                 (failover/store/dynamodb_lease.py)
     moveid#<move_id>     moveid                                  pointer: the move's group
                                                                  partition and sort key
     open                 group#<group>|move#<started_at>#<id>    marker of an in-progress
                                                                  move (the same two keys)
     orchestrators        holder#<holder_id>                      an orchestrator's heartbeat
-                                                                 (failover/lease_tables.py)
+                                                                 (failover/store/dynamodb_lease.py)
 
 `<started_at>` is the epoch seconds zero-padded to a fixed width (`%024.6f`) and `<n>` is
 zero-padded too, so within a group's partition the moves sort by start time, each followed
@@ -62,15 +63,15 @@ Writes, each atomic:
 - `save_health`, `save_health_many`: one PutItem for one member, else TransactWriteItems of
   up to 100 members, whole groups packed together (a group's members are never split
   between transactions unless it alone has more than 100).
-- `save_group_state`: one PutItem.
+- `save_group_state`: one PutItem; `save_status` and `save_hold`: one UpdateItem each, of
+  their own attributes only, so the daemon's status and an operator's hold never undo
+  each other.
 """
 
 from __future__ import annotations
 
-import json
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from decimal import Decimal
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from failover.aws.dynamodb import (
@@ -86,6 +87,30 @@ from failover.aws.dynamodb import (
 from failover.core.errors import FailoverError
 from failover.core.ports import GroupMemory, GroupState, MemberHealth, MoveRecord, StepRecord
 from failover.store.closing import Closing
+from failover.store.dynamodb_items import (
+    GROUP_PREFIX,
+    HEALTH_PREFIX,
+    IN_PROGRESS,
+    MOVE_PREFIX,
+    OPEN_PK,
+    POINTER_SK,
+    STATE_SK,
+    gather,
+    group_pk,
+    health_from_item,
+    health_item,
+    move_and_steps,
+    move_item,
+    move_sk,
+    open_item,
+    open_sk,
+    pointer_pk,
+    started,
+    state_from_item,
+    state_item,
+    step_item,
+    time_key,
+)
 from failover.store.dynamodb_recent import (
     RECENT_SK,
     START_PREFIX,
@@ -93,44 +118,6 @@ from failover.store.dynamodb_recent import (
     recent_times,
     trim_recent,
 )
-
-IN_PROGRESS = "in-progress"
-"""The outcome of a journaled move that has not finished."""
-
-GROUP_PREFIX = "group#"
-MOVE_PREFIX = "move#"
-STEP_INFIX = "#step#"
-HEALTH_PREFIX = "health#"
-STATE_SK = "state"
-POINTER_SK = "moveid"
-OPEN_PK = "open"
-LEASE_SK = "lease"
-HOLDERS_PK = "orchestrators"
-HOLDER_PREFIX = "holder#"
-
-
-def group_pk(group: str) -> str:
-    """The partition key of everything about `group`."""
-    return f"{GROUP_PREFIX}{group}"
-
-
-def move_sk(started_at: float, move_id: str) -> str:
-    """The sort key of a move: start time first, so a partition lists moves oldest first."""
-    return f"{MOVE_PREFIX}{_time_key(started_at)}#{move_id}"
-
-
-def step_sk(move_key: str, number: int) -> str:
-    """The sort key of a move's `number`-th step: right after the move, in step order."""
-    return f"{move_key}{STEP_INFIX}{number:08d}"
-
-
-def _move_and_steps(move_key: str) -> tuple[str, str]:
-    """The sort-key range holding exactly one move and its steps."""
-    return (move_key, f"{move_key}{STEP_INFIX}~")
-
-
-def _time_key(seconds: float) -> str:
-    return f"{seconds:024.6f}"
 
 
 class DynamoStore(Closing):
@@ -160,11 +147,11 @@ class DynamoStore(Closing):
         if len(move.steps) > TRANSACTION_MAX_ITEMS - 4:
             raise ValueError(f"move {move.move_id}: too many steps to journal at once")
         trim_recent(table, pk, move.started_at)
-        pointer = {PK: _pointer_pk(move.move_id), SK: POINTER_SK, "group_pk": pk, "move_sk": sk}
-        marker = [Put(_open_item(pk, sk))] if move.outcome == IN_PROGRESS else []
+        pointer = {PK: pointer_pk(move.move_id), SK: POINTER_SK, "group_pk": pk, "move_sk": sk}
+        marker = [Put(open_item(pk, sk))] if move.outcome == IN_PROGRESS else []
         written = table.transact(
             [
-                Put(_move_item(pk, sk, move), condition="attribute_not_exists(pk)"),
+                Put(move_item(pk, sk, move), condition="attribute_not_exists(pk)"),
                 Put(pointer, condition="attribute_not_exists(pk)"),
                 *marker,
                 Update(
@@ -175,7 +162,7 @@ class DynamoStore(Closing):
                     values={":started": move.started_at},
                 ),
                 *(
-                    Put(_step_item(pk, sk, n, move.move_id, step))
+                    Put(step_item(pk, sk, n, move.move_id, step))
                     for n, step in enumerate(move.steps, start=1)
                 ),
             ]
@@ -192,7 +179,7 @@ class DynamoStore(Closing):
         number = table.increment(pk, sk, "step_count", condition="attribute_exists(pk)")
         if number is None:
             raise KeyError(f"move {move_id} is not journaled")
-        table.put(_step_item(pk, sk, number, move_id, step))
+        table.put(step_item(pk, sk, number, move_id, step))
 
     def finish_move(
         self,
@@ -222,7 +209,7 @@ class DynamoStore(Closing):
             names={"#target": "target"} if target is not None else None,
             values=values,
         )
-        marker = _open_item(pk, sk)
+        marker = open_item(pk, sk)
         if not table.transact([close, Delete(marker[PK], marker[SK])]):
             raise KeyError(f"move {move_id} is not journaled")
 
@@ -232,7 +219,7 @@ class DynamoStore(Closing):
             known = self._pointers.get(move_id)
         if known is not None:
             return known
-        pointer = table.get(_pointer_pk(move_id), POINTER_SK)
+        pointer = table.get(pointer_pk(move_id), POINTER_SK)
         if pointer is None:
             raise KeyError(f"move {move_id} is not journaled")
         key = (str(pointer["group_pk"]), str(pointer["move_sk"]))
@@ -243,14 +230,14 @@ class DynamoStore(Closing):
     def open_moves(self, group: str | None = None) -> list[MoveRecord]:
         """In-progress moves (what a crash left), oldest first, with their steps."""
         table = self._live("open_moves")
-        prefix = None if group is None else _open_sk(group_pk(group), MOVE_PREFIX)
+        prefix = None if group is None else open_sk(group_pk(group), MOVE_PREFIX)
         markers = table.query(OPEN_PK, prefix=prefix)
         # Open moves are few: each one's move and steps are one more Query.
         moves = (
-            _gather(table.query(str(m["group_pk"]), between=_move_and_steps(str(m["move_sk"]))))
+            gather(table.query(str(m["group_pk"]), between=move_and_steps(str(m["move_sk"]))))
             for m in markers
         )
-        return sorted((found[0] for found in moves if found), key=_started)
+        return sorted((found[0] for found in moves if found), key=started)
 
     def open_move_groups(self) -> set[str]:
         """The groups with an in-progress move: one Query of the `open` markers."""
@@ -263,22 +250,22 @@ class DynamoStore(Closing):
         if limit <= 0:
             return []
         if group is None:
-            moves = _gather(self._scan_moves(table))
-            return sorted(moves, key=_started, reverse=True)[:limit]
+            moves = gather(self._scan_moves(table))
+            return sorted(moves, key=started, reverse=True)[:limit]
         # Newest first, each move's steps come before it: _gather stops at the limit, and
         # small pages keep `history(group, 1)` (status) from reading a long past.
         items = table.query(
             group_pk(group), prefix=MOVE_PREFIX, forward=False, page_size=min(1000, 16 * limit)
         )
-        return _gather(items, limit)
+        return gather(items, limit)
 
     def moves_since(self, group: str, since: float) -> list[MoveRecord]:
         """Moves of `group` started at or after `since`, oldest first, with their steps."""
         # The padded key orders like the number, so the range holds every move at or after
         # `since`; the exact comparison drops what rounding to microseconds let in.
-        low = MOVE_PREFIX + (_time_key(since) if since >= 0 else "")
+        low = MOVE_PREFIX + (time_key(since) if since >= 0 else "")
         items = self._live("moves_since").query(group_pk(group), between=(low, MOVE_PREFIX + "~"))
-        return [m for m in _gather(items) if m.started_at >= since]
+        return [m for m in gather(items) if m.started_at >= since]
 
     def _scan_moves(
         self, table: DynamoTable, where: str | None = None, values: Mapping[str, Any] | None = None
@@ -294,7 +281,7 @@ class DynamoStore(Closing):
     def load_health(self, group: str) -> dict[str, MemberHealth]:
         """Probe counters of a group's members, by instance id (one consistent Query)."""
         items = self._live("load_health").query(group_pk(group), prefix=HEALTH_PREFIX)
-        members = (_health_from_item(item) for item in items)
+        members = (health_from_item(item) for item in items)
         return {m.instance_id: m for m in members}
 
     def save_health(self, group: str, members: Sequence[MemberHealth]) -> None:
@@ -310,7 +297,7 @@ class DynamoStore(Closing):
         table = self._live(operation)
         batch: list[Write] = []
         for group, members in health.items():
-            puts = [Put(_health_item(group, m)) for m in members]
+            puts = [Put(health_item(group, m)) for m in members]
             if len(batch) + len(puts) > TRANSACTION_MAX_ITEMS:
                 _write(table, batch)
                 batch = []
@@ -324,20 +311,34 @@ class DynamoStore(Closing):
     def load_group_state(self, group: str) -> GroupState:
         """The group's remembered state; `GroupState(group=group)` when never saved."""
         item = self._live("load_group_state").get(group_pk(group), STATE_SK)
-        return _state_from_item(group, item)
+        return state_from_item(group, item)
 
     def save_group_state(self, state: GroupState) -> None:
         """Replace the group's state (one PutItem)."""
-        self._live("save_group_state").put(
-            {
-                PK: group_pk(state.group),
-                SK: STATE_SK,
-                "group": state.group,
-                "held": state.held,
-                "held_reason": state.held_reason,
-                "status": state.status,
-                "updated_at": state.updated_at,
-            }
+        self._live("save_group_state").put(state_item(state))
+
+    def save_status(self, group: str, status: str, updated_at: float) -> None:
+        """Set the group's status alone (one UpdateItem: a hold written meanwhile stays)."""
+        self._live("save_status").update(
+            group_pk(group),
+            STATE_SK,
+            "SET #status = :status, updated_at = :at",
+            names={"#status": "status"},
+            values={":status": status, ":at": updated_at},
+        )
+
+    def save_hold(self, group: str, held_by: str, reason: str, updated_at: float) -> None:
+        """Set the group's hold alone (one UpdateItem; `held_by` "" releases it)."""
+        self._live("save_hold").update(
+            group_pk(group),
+            STATE_SK,
+            "SET held = :held, held_reason = :reason, held_by = :by, updated_at = :at",
+            values={
+                ":held": bool(held_by),
+                ":reason": reason if held_by else "",
+                ":by": held_by,
+                ":at": updated_at,
+            },
         )
 
     def load_groups(
@@ -358,7 +359,7 @@ class DynamoStore(Closing):
         for group, ids in members.items():
             pk = group_pk(group)
             health = {
-                i: _health_from_item(item)
+                i: health_from_item(item)
                 for i in ids
                 if (item := found.get((pk, HEALTH_PREFIX + i))) is not None
             }
@@ -368,7 +369,7 @@ class DynamoStore(Closing):
                 times = tuple(m.started_at for m in moves)
                 if (rebuild := recent_rebuild(pk, since, moves)) is not None:
                     rebuilt.append(rebuild)
-            state = _state_from_item(group, found.get((pk, STATE_SK)))
+            state = state_from_item(group, found.get((pk, STATE_SK)))
             memories[group] = GroupMemory(group, health, state, times)
         for start in range(0, len(rebuilt), TRANSACTION_MAX_ITEMS):
             table.transact(rebuilt[start : start + TRANSACTION_MAX_ITEMS])
@@ -385,157 +386,3 @@ def _write(table: DynamoTable, writes: Sequence[Write]) -> None:
         table.put(put.item)
     elif writes:
         table.transact(writes)
-
-
-def _state_from_item(group: str, item: Mapping[str, Any] | None) -> GroupState:
-    if item is None:
-        return GroupState(group=group)
-    return GroupState(
-        group=group,
-        held=bool(item["held"]),
-        held_reason=str(item["held_reason"]),
-        status=str(item["status"]),
-        updated_at=float(item["updated_at"]),
-    )
-
-
-def _open_sk(pk: str, sk: str) -> str:
-    return f"{pk}|{sk}"
-
-
-def _open_item(pk: str, sk: str) -> dict[str, Any]:
-    return {PK: OPEN_PK, SK: _open_sk(pk, sk), "group_pk": pk, "move_sk": sk}
-
-
-def _pointer_pk(move_id: str) -> str:
-    return f"moveid#{move_id}"
-
-
-def _started(move: MoveRecord) -> tuple[float, str]:
-    return (move.started_at, move.move_id)
-
-
-def _gather(items: Iterable[Mapping[str, Any]], limit: int | None = None) -> list[MoveRecord]:
-    """Moves with their steps from move and step items (in key order, either direction).
-
-    With `limit`, stops before the first item of the (limit + 1)-th move.
-    """
-    order: list[tuple[str, str]] = []
-    moves: dict[tuple[str, str], Mapping[str, Any]] = {}
-    steps: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
-    for item in items:
-        sk = str(item[SK])
-        key = (str(item[PK]), sk.partition(STEP_INFIX)[0])
-        if key not in steps:
-            if limit is not None and len(order) >= limit:
-                break
-            order.append(key)
-            steps[key] = []
-        if STEP_INFIX in sk:
-            steps[key].append(item)
-        else:
-            moves[key] = item
-    # Steps never exist without their move (it is written first); skip any rather than fail.
-    return [_move_from_item(moves[key], steps[key]) for key in order if key in moves]
-
-
-def _move_item(pk: str, sk: str, move: MoveRecord) -> dict[str, Any]:
-    return {
-        PK: pk,
-        SK: sk,
-        "move_id": move.move_id,
-        "group": move.group,
-        "mode": move.mode,
-        "resource": move.resource,
-        "source": move.source,
-        "target": move.target,
-        "caller": move.caller,
-        "reason": move.reason,
-        "started_at": move.started_at,
-        "outcome": move.outcome,
-        "finished_at": move.finished_at,
-        "forced": move.forced,
-        "token": move.token,
-        "detail": move.detail,
-        "step_count": len(move.steps),
-    }
-
-
-def _step_item(pk: str, sk: str, number: int, move_id: str, step: StepRecord) -> dict[str, Any]:
-    # A step is only ever read with its move, never queried by field: one JSON attribute
-    # keeps the item small (floats exactly, as JSON writes their repr).
-    event = {
-        "kind": step.kind,
-        "description": step.description,
-        "phase": step.phase,
-        "at": step.at,
-        "elapsed_s": step.elapsed_s,
-        "detail": step.detail,
-    }
-    return {PK: pk, SK: step_sk(sk, number), "step": json.dumps(event, separators=(",", ":"))}
-
-
-def _step_from_item(item: Mapping[str, Any]) -> tuple[int, StepRecord]:
-    number = int(str(item[SK]).rpartition(STEP_INFIX)[2])
-    event = json.loads(str(item["step"]))
-    return number, StepRecord(
-        kind=str(event["kind"]),
-        description=str(event["description"]),
-        phase=str(event["phase"]),
-        at=float(event["at"]),
-        elapsed_s=float(event["elapsed_s"]),
-        detail=str(event["detail"]),
-    )
-
-
-def _number(numbered: tuple[int, StepRecord]) -> int:
-    return numbered[0]
-
-
-def _optional_float(value: Decimal | None) -> float | None:
-    return None if value is None else float(value)
-
-
-def _move_from_item(item: Mapping[str, Any], steps: Iterable[Mapping[str, Any]]) -> MoveRecord:
-    token = item.get("token")
-    return MoveRecord(
-        move_id=str(item["move_id"]),
-        group=str(item["group"]),
-        mode=str(item["mode"]),
-        resource=str(item["resource"]),
-        source=None if item.get("source") is None else str(item["source"]),
-        target=str(item["target"]),
-        caller=str(item["caller"]),
-        reason=str(item["reason"]),
-        started_at=float(item["started_at"]),
-        outcome=str(item["outcome"]),
-        finished_at=_optional_float(item.get("finished_at")),
-        forced=bool(item["forced"]),
-        token=None if token is None else int(token),
-        steps=tuple(step for _, step in sorted(map(_step_from_item, steps), key=_number)),
-        detail=str(item["detail"]),
-    )
-
-
-def _health_item(group: str, member: MemberHealth) -> dict[str, Any]:
-    return {
-        PK: group_pk(group),
-        SK: HEALTH_PREFIX + member.instance_id,
-        "instance_id": member.instance_id,
-        "healthy": member.healthy,
-        "successes": member.successes,
-        "failures": member.failures,
-        "reason": member.reason,
-        "changed_at": member.changed_at,
-    }
-
-
-def _health_from_item(item: Mapping[str, Any]) -> MemberHealth:
-    return MemberHealth(
-        instance_id=str(item["instance_id"]),
-        healthy=bool(item["healthy"]),
-        successes=int(item["successes"]),
-        failures=int(item["failures"]),
-        reason=str(item["reason"]),
-        changed_at=float(item["changed_at"]),
-    )

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from failover.aws.dynamodb import EXPIRES, PK, SK, Put
 from failover.coord.lease import DEFAULT_TTL_S, Beat, Claim, LeaseRecord
-from failover.store.dynamodb import HOLDER_PREFIX, HOLDERS_PK, LEASE_SK, group_pk
+from failover.store.dynamodb_items import HOLDER_PREFIX, HOLDERS_PK, LEASE_SK, group_pk
 
 if TYPE_CHECKING:
     from failover.aws.dynamodb import DynamoTable
@@ -19,8 +19,9 @@ _HEARTBEAT_KEEP_S = 86400
 class DynamoLeaseTable:
     """Lease items and heartbeats in the store's DynamoDB table (keys: failover/store/dynamodb.py).
 
-    Lease: pk group#<group>, sk lease. Heartbeat: pk orchestrators, sk holder#<id>, with the
-    table's TTL attribute `expires` a day after it was written, so DynamoDB eventually
+    Lease: pk group#<group>, sk lease. Heartbeat: pk orchestrators, sk holder#<id>, with
+    the groups its holder asks to be handed over (`asks`, a list), and the table's TTL
+    attribute `expires` a day after it was written, so DynamoDB eventually
     deletes the heartbeats of orchestrators long gone (liveness never reads `expires`; a
     lease whose holder has no heartbeat is taken a TTL after that is first seen).
     """
@@ -58,6 +59,7 @@ class DynamoLeaseTable:
                 "ttl_s": beat.ttl_s,
                 "spreads": beat.spreads,
                 "beat_at": beat.at,
+                "asks": list(beat.asks),
                 EXPIRES: math.ceil(beat.at) + _HEARTBEAT_KEEP_S,
             }
         )
@@ -71,6 +73,7 @@ class DynamoLeaseTable:
                 ttl_s=float(i.get("ttl_s", DEFAULT_TTL_S)),
                 spreads=bool(i.get("spreads", True)),
                 at=float(i["beat_at"]),
+                asks=tuple(str(g) for g in i.get("asks") or ()),
             )
             for i in self._table.query(HOLDERS_PK, prefix=HOLDER_PREFIX)
         }

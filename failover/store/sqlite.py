@@ -1,15 +1,8 @@
 """SqliteStore: the embedded default Store, one SQLite file shared by every local process.
 
-Table design (schema version 1, kept in `PRAGMA user_version`):
-
-    moves          one row per move: the MoveRecord's fields except `steps`
-                   (move_id PRIMARY KEY; `group_name` because GROUP is an SQL keyword;
-                   `forced` 0/1; outcome 'in-progress' marks the journal's open intent)
-    steps          the move's step events, a child table: step_id INTEGER PRIMARY KEY
-                   (insertion order, never reused because rows are never deleted),
-                   move_id REFERENCES moves, then the StepRecord's fields
-    member_health  MemberHealth by (group_name, instance_id), upserted
-    group_state    GroupState by group_name, upserted
+The tables and their migrations are in failover/store/sqlite_schema.py (the schema
+version is kept in `PRAGMA user_version`); the per-group claims that live in the same
+file are failover/store/sqlite_claims.py.
 
 Steps live in a child table rather than a JSON column so that `record_step` is one
 INSERT: appending never rewrites the move, and two processes appending to the same
@@ -32,7 +25,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -40,86 +33,29 @@ from typing import Any
 from failover.core.errors import ConfigError, FailoverError
 from failover.core.ports import GroupMemory, GroupState, MemberHealth, MoveRecord, StepRecord
 from failover.store.closing import Closing
+from failover.store.sqlite_schema import (
+    HEALTH_COLUMNS,
+    MIGRATIONS,
+    MOVE_COLUMNS,
+    SCHEMA_VERSION,
+    STATE_COLUMNS,
+    STEP_COLUMNS,
+    chunks,
+    health_from_row,
+    load_steps,
+    move_from_row,
+    move_row,
+    state_from_row,
+    step_row,
+)
 
-SCHEMA_VERSION = 1
-"""The schema this code writes; `PRAGMA user_version` records the file's."""
+__all__ = ["BUSY_TIMEOUT_S", "IN_PROGRESS", "SCHEMA_VERSION", "SqliteStore"]
 
 BUSY_TIMEOUT_S = 10.0
 """How long a call waits for another process's write lock before it fails."""
 
 IN_PROGRESS = "in-progress"
 """The outcome of a journaled move that has not finished."""
-
-_SCHEMA_V1 = (
-    """
-    CREATE TABLE IF NOT EXISTS moves (
-        move_id     TEXT PRIMARY KEY,
-        group_name  TEXT NOT NULL,
-        mode        TEXT NOT NULL,
-        resource    TEXT NOT NULL,
-        source      TEXT,
-        target      TEXT NOT NULL,
-        caller      TEXT NOT NULL,
-        reason      TEXT NOT NULL,
-        started_at  REAL NOT NULL,
-        outcome     TEXT NOT NULL,
-        finished_at REAL,
-        forced      INTEGER NOT NULL,
-        token       INTEGER,
-        detail      TEXT NOT NULL
-    )
-    """,
-    "CREATE INDEX IF NOT EXISTS moves_by_group ON moves (group_name, started_at)",
-    "CREATE INDEX IF NOT EXISTS moves_by_outcome ON moves (outcome, started_at)",
-    """
-    CREATE TABLE IF NOT EXISTS steps (
-        step_id     INTEGER PRIMARY KEY,
-        move_id     TEXT NOT NULL REFERENCES moves (move_id),
-        kind        TEXT NOT NULL,
-        description TEXT NOT NULL,
-        phase       TEXT NOT NULL,
-        at          REAL NOT NULL,
-        elapsed_s   REAL NOT NULL,
-        detail      TEXT NOT NULL
-    )
-    """,
-    "CREATE INDEX IF NOT EXISTS steps_by_move ON steps (move_id, step_id)",
-    """
-    CREATE TABLE IF NOT EXISTS member_health (
-        group_name  TEXT NOT NULL,
-        instance_id TEXT NOT NULL,
-        healthy     INTEGER NOT NULL,
-        successes   INTEGER NOT NULL,
-        failures    INTEGER NOT NULL,
-        reason      TEXT NOT NULL,
-        changed_at  REAL NOT NULL,
-        PRIMARY KEY (group_name, instance_id)
-    )
-    """,
-    """
-    CREATE TABLE IF NOT EXISTS group_state (
-        group_name  TEXT PRIMARY KEY,
-        held        INTEGER NOT NULL,
-        held_reason TEXT NOT NULL,
-        status      TEXT NOT NULL,
-        updated_at  REAL NOT NULL
-    )
-    """,
-)
-
-# MIGRATIONS[n] brings a file from user_version n to n + 1; append, never edit.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_SCHEMA_V1,)
-
-_MOVE_COLUMNS = (
-    "move_id, group_name, mode, resource, source, target, caller, reason, started_at, "
-    "outcome, finished_at, forced, token, detail"
-)
-_STEP_COLUMNS = "move_id, kind, description, phase, at, elapsed_s, detail"
-_HEALTH_COLUMNS = "group_name, instance_id, healthy, successes, failures, reason, changed_at"
-_STATE_COLUMNS = "group_name, held, held_reason, status, updated_at"
-
-# Well under SQLite's bound-parameter limit (32766 since 3.32, 999 before).
-_IN_CHUNK = 500
 
 
 class SqliteStore(Closing):
@@ -206,8 +142,9 @@ class SqliteStore(Closing):
             raise
 
     @contextmanager
-    def _transaction(self, operation: str, *, write: bool) -> Iterator[sqlite3.Connection]:
-        """One transaction under the lock; sqlite errors become one-line FailoverErrors."""
+    def transaction(self, operation: str, *, write: bool) -> Iterator[sqlite3.Connection]:
+        """One transaction under the lock (a write one takes the write lock up front); sqlite
+        errors become one-line FailoverErrors. The claims in the same file use it too."""
         with self._lock:
             conn = self._conn
             if conn is None:
@@ -227,42 +164,27 @@ class SqliteStore(Closing):
 
     def begin_move(self, move: MoveRecord) -> None:
         """Journal a move's intent (and any steps it carries), committed before returning."""
-        with self._transaction("begin_move", write=True) as conn:
+        with self.transaction("begin_move", write=True) as conn:
             try:
                 conn.execute(
-                    f"INSERT INTO moves ({_MOVE_COLUMNS}) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        move.move_id,
-                        move.group,
-                        move.mode,
-                        move.resource,
-                        move.source,
-                        move.target,
-                        move.caller,
-                        move.reason,
-                        move.started_at,
-                        move.outcome,
-                        move.finished_at,
-                        int(move.forced),
-                        move.token,
-                        move.detail,
-                    ),
+                    f"INSERT INTO moves ({MOVE_COLUMNS}) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    move_row(move),
                 )
             except sqlite3.IntegrityError as exc:
                 raise ValueError(f"move {move.move_id} is already journaled") from exc
             conn.executemany(
-                f"INSERT INTO steps ({_STEP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [_step_row(move.move_id, step) for step in move.steps],
+                f"INSERT INTO steps ({STEP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [step_row(move.move_id, step) for step in move.steps],
             )
 
     def record_step(self, move_id: str, step: StepRecord) -> None:
         """Append one step event to a journaled move, committed before returning."""
-        with self._transaction("record_step", write=True) as conn:
+        with self.transaction("record_step", write=True) as conn:
             try:
                 conn.execute(
-                    f"INSERT INTO steps ({_STEP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    _step_row(move_id, step),
+                    f"INSERT INTO steps ({STEP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    step_row(move_id, step),
                 )
             except sqlite3.IntegrityError as exc:
                 raise KeyError(f"move {move_id} is not journaled") from exc
@@ -276,7 +198,7 @@ class SqliteStore(Closing):
         target: str | None = None,
     ) -> None:
         """Close a journaled move with its outcome (and its final target, if it changed)."""
-        with self._transaction("finish_move", write=True) as conn:
+        with self.transaction("finish_move", write=True) as conn:
             cursor = conn.execute(
                 "UPDATE moves SET outcome = ?, finished_at = ?, detail = ?,"
                 " target = COALESCE(?, target) WHERE move_id = ?",
@@ -310,14 +232,14 @@ class SqliteStore(Closing):
     def _select_moves(self, operation: str, clause: str, params: Sequence[Any]) -> list[MoveRecord]:
         # Moves and their steps are read in one transaction: one WAL snapshot, so a
         # step committed between the two queries cannot appear without its move.
-        with self._transaction(operation, write=False) as conn:
-            rows = conn.execute(f"SELECT {_MOVE_COLUMNS} FROM moves {clause}", params).fetchall()
-            steps = _load_steps(conn, [row[0] for row in rows])
-        return [_move_from_row(row, tuple(steps.get(row[0], ()))) for row in rows]
+        with self.transaction(operation, write=False) as conn:
+            rows = conn.execute(f"SELECT {MOVE_COLUMNS} FROM moves {clause}", params).fetchall()
+            steps = load_steps(conn, [row[0] for row in rows])
+        return [move_from_row(row, tuple(steps.get(row[0], ()))) for row in rows]
 
     def open_move_groups(self) -> set[str]:
         """The groups with an in-progress move (one indexed query)."""
-        with self._transaction("open_move_groups", write=False) as conn:
+        with self.transaction("open_move_groups", write=False) as conn:
             rows = conn.execute(
                 "SELECT DISTINCT group_name FROM moves WHERE outcome = ?", (IN_PROGRESS,)
             ).fetchall()
@@ -325,11 +247,11 @@ class SqliteStore(Closing):
 
     def load_health(self, group: str) -> dict[str, MemberHealth]:
         """Probe counters of a group's members, by instance id."""
-        with self._transaction("load_health", write=False) as conn:
+        with self.transaction("load_health", write=False) as conn:
             rows = conn.execute(
-                f"SELECT {_HEALTH_COLUMNS} FROM member_health WHERE group_name = ?", (group,)
+                f"SELECT {HEALTH_COLUMNS} FROM member_health WHERE group_name = ?", (group,)
             ).fetchall()
-        return {row[1]: _health_from_row(row) for row in rows}
+        return {row[1]: health_from_row(row) for row in rows}
 
     def save_health(self, group: str, members: Sequence[MemberHealth]) -> None:
         """Upsert the given members' counters in one transaction; other members are untouched."""
@@ -337,9 +259,9 @@ class SqliteStore(Closing):
 
     def save_health_many(self, health: Mapping[str, Sequence[MemberHealth]]) -> None:
         """Upsert the counters of many groups' members in one transaction."""
-        with self._transaction("save_health", write=True) as conn:
+        with self.transaction("save_health", write=True) as conn:
             conn.executemany(
-                f"INSERT INTO member_health ({_HEALTH_COLUMNS}) "
+                f"INSERT INTO member_health ({HEALTH_COLUMNS}) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (group_name, instance_id) DO UPDATE SET "
                 "healthy = excluded.healthy, successes = excluded.successes, "
@@ -362,22 +284,49 @@ class SqliteStore(Closing):
 
     def load_group_state(self, group: str) -> GroupState:
         """The group's remembered state; `GroupState(group=group)` when never saved."""
-        with self._transaction("load_group_state", write=False) as conn:
+        with self.transaction("load_group_state", write=False) as conn:
             row = conn.execute(
-                f"SELECT {_STATE_COLUMNS} FROM group_state WHERE group_name = ?", (group,)
+                f"SELECT {STATE_COLUMNS} FROM group_state WHERE group_name = ?", (group,)
             ).fetchone()
-        return GroupState(group=group) if row is None else _state_from_row(row)
+        return GroupState(group=group) if row is None else state_from_row(row)
 
     def save_group_state(self, state: GroupState) -> None:
         """Upsert the group's state."""
-        with self._transaction("save_group_state", write=True) as conn:
+        with self.transaction("save_group_state", write=True) as conn:
             conn.execute(
-                "INSERT INTO group_state (group_name, held, held_reason, status, updated_at) "
-                "VALUES (?, ?, ?, ?, ?) "
+                f"INSERT INTO group_state ({STATE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (group_name) DO UPDATE SET held = excluded.held, "
                 "held_reason = excluded.held_reason, status = excluded.status, "
+                "updated_at = excluded.updated_at, held_by = excluded.held_by",
+                (
+                    state.group,
+                    int(state.held),
+                    state.held_reason,
+                    state.status,
+                    state.updated_at,
+                    state.held_by,
+                ),
+            )
+
+    def save_status(self, group: str, status: str, updated_at: float) -> None:
+        """Set the group's status alone (a hold another process wrote meanwhile stays)."""
+        with self.transaction("save_status", write=True) as conn:
+            conn.execute(
+                f"INSERT INTO group_state ({STATE_COLUMNS}) VALUES (?, 0, '', ?, ?, '') "
+                "ON CONFLICT (group_name) DO UPDATE SET status = excluded.status, "
                 "updated_at = excluded.updated_at",
-                (state.group, int(state.held), state.held_reason, state.status, state.updated_at),
+                (group, status, updated_at),
+            )
+
+    def save_hold(self, group: str, held_by: str, reason: str, updated_at: float) -> None:
+        """Set the group's hold alone (`held_by` "" releases it); its status stays."""
+        with self.transaction("save_hold", write=True) as conn:
+            conn.execute(
+                f"INSERT INTO group_state ({STATE_COLUMNS}) VALUES (?, ?, ?, 'ok', ?, ?) "
+                "ON CONFLICT (group_name) DO UPDATE SET held = excluded.held, "
+                "held_reason = excluded.held_reason, held_by = excluded.held_by, "
+                "updated_at = excluded.updated_at",
+                (group, int(bool(held_by)), reason if held_by else "", updated_at, held_by),
             )
 
     def load_groups(
@@ -389,20 +338,20 @@ class SqliteStore(Closing):
         health: dict[str, dict[str, MemberHealth]] = {g: {} for g in members}
         states: dict[str, GroupState] = {}
         moves: dict[str, list[float]] = {g: [] for g in members}
-        with self._transaction("load_groups", write=False) as conn:
-            for chunk in _chunks(list(members), _IN_CHUNK):
+        with self.transaction("load_groups", write=False) as conn:
+            for chunk in chunks(list(members)):
                 marks = ", ".join("?" * len(chunk))
                 for row in conn.execute(
-                    f"SELECT {_HEALTH_COLUMNS} FROM member_health WHERE group_name IN ({marks})",
+                    f"SELECT {HEALTH_COLUMNS} FROM member_health WHERE group_name IN ({marks})",
                     list(chunk),
                 ):
                     if row[1] in wanted[row[0]]:
-                        health[row[0]][row[1]] = _health_from_row(row)
+                        health[row[0]][row[1]] = health_from_row(row)
                 for row in conn.execute(
-                    f"SELECT {_STATE_COLUMNS} FROM group_state WHERE group_name IN ({marks})",
+                    f"SELECT {STATE_COLUMNS} FROM group_state WHERE group_name IN ({marks})",
                     list(chunk),
                 ):
-                    states[row[0]] = _state_from_row(row)
+                    states[row[0]] = state_from_row(row)
                 for group, started_at in conn.execute(
                     "SELECT group_name, started_at FROM moves "
                     f"WHERE group_name IN ({marks}) AND started_at >= ? "
@@ -426,96 +375,3 @@ class SqliteStore(Closing):
             conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
-
-
-def _health_from_row(row: Sequence[Any]) -> MemberHealth:
-    _, instance_id, healthy, successes, failures, reason, changed_at = row
-    return MemberHealth(
-        instance_id=instance_id,
-        healthy=bool(healthy),
-        successes=successes,
-        failures=failures,
-        reason=reason,
-        changed_at=changed_at,
-    )
-
-
-def _state_from_row(row: Sequence[Any]) -> GroupState:
-    group, held, held_reason, status, updated_at = row
-    return GroupState(
-        group=group, held=bool(held), held_reason=held_reason, status=status, updated_at=updated_at
-    )
-
-
-def _step_row(move_id: str, step: StepRecord) -> tuple[Any, ...]:
-    return (
-        move_id,
-        step.kind,
-        step.description,
-        step.phase,
-        step.at,
-        step.elapsed_s,
-        step.detail,
-    )
-
-
-def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
-    return (items[i : i + size] for i in range(0, len(items), size))
-
-
-def _load_steps(conn: sqlite3.Connection, move_ids: Sequence[str]) -> dict[str, list[StepRecord]]:
-    steps: dict[str, list[StepRecord]] = {}
-    for chunk in _chunks(move_ids, _IN_CHUNK):
-        marks = ", ".join("?" * len(chunk))
-        rows = conn.execute(
-            f"SELECT {_STEP_COLUMNS} FROM steps WHERE move_id IN ({marks}) ORDER BY step_id",
-            list(chunk),
-        )
-        for move_id, kind, description, phase, at, elapsed_s, detail in rows:
-            steps.setdefault(move_id, []).append(
-                StepRecord(
-                    kind=kind,
-                    description=description,
-                    phase=phase,
-                    at=at,
-                    elapsed_s=elapsed_s,
-                    detail=detail,
-                )
-            )
-    return steps
-
-
-def _move_from_row(row: Sequence[Any], steps: tuple[StepRecord, ...]) -> MoveRecord:
-    (
-        move_id,
-        group,
-        mode,
-        resource,
-        source,
-        target,
-        caller,
-        reason,
-        started_at,
-        outcome,
-        finished_at,
-        forced,
-        token,
-        detail,
-    ) = row
-    return MoveRecord(
-        move_id=move_id,
-        group=group,
-        mode=mode,
-        resource=resource,
-        source=source,
-        target=target,
-        caller=caller,
-        reason=reason,
-        started_at=started_at,
-        outcome=outcome,
-        finished_at=finished_at,
-        forced=bool(forced),
-        token=token,
-        steps=steps,
-        detail=detail,
-    )

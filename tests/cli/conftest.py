@@ -70,7 +70,8 @@ class Sandbox:
     ) -> Path:
         document: dict[str, Any] = {
             "aws": {"region": REGION, "endpoint_url": self.url, "max_attempts": 8},
-            "state": {"path": str(self.tmp_path / "state.db")},
+            # Short claims: a killed process's group is taken over 3 s after its last beat.
+            "state": {"path": str(self.tmp_path / "state.db"), "lease_ttl": "3s"},
             # Several daemons may run at once in the tests: let the OS pick the metrics port.
             "metrics": {"listen": "127.0.0.1:0"},
             "defaults": {"move_timeout": "30s", "detach_timeout": "5s", **(defaults or {})},

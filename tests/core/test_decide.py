@@ -7,7 +7,15 @@ from collections.abc import Sequence
 import pytest
 
 from failover.config import Group, Member, Policy
-from failover.core.decide import Decision, Facts, decide, is_down, network_suspect, update_health
+from failover.core.decide import (
+    Decision,
+    Facts,
+    MoveRequest,
+    decide,
+    is_down,
+    network_suspect,
+    update_health,
+)
 from failover.core.model import Attachment, Eni, GroupView, Instance, Interface, Mode
 from failover.core.ports import MemberHealth
 
@@ -76,14 +84,16 @@ def health(*members: MemberHealth) -> dict[str, MemberHealth]:
     return {h.instance_id: h for h in members}
 
 
-def facts(*ago: float, held: str = "", suspect: bool = False) -> Facts:
-    """Facts at NOW with moves `ago` seconds back; `held` non-empty holds the group."""
+def facts(*ago: float, held: str = "", suspect: bool = False, by: str = "") -> Facts:
+    """Facts at NOW with moves `ago` seconds back; `held` non-empty holds the group (`by`
+    "operator" or "flap-limit"; "" reads as the flap limit's)."""
     return Facts(
         now=NOW,
         move_times=tuple(NOW - a for a in ago),
         held=bool(held),
         held_reason=held,
         network_suspect=suspect,
+        held_by=by,
     )
 
 
@@ -591,3 +601,215 @@ def test_a_resource_on_a_non_member_is_degraded_never_taken_back() -> None:
     assert decision.action == "degraded"
     assert outsider in decision.reason
     assert decision.target is None
+
+
+# --- decide with a request: `failover move` under the same rules --------------------------
+
+FORCE = "--force overrides"
+
+
+@pytest.mark.parametrize(
+    ("v", "h", "f", "request_", "action", "target", "says", "clears"),
+    [
+        pytest.param(
+            view(),
+            health(up(A), up(B), up(C)),
+            facts(),
+            MoveRequest(C),
+            "move",
+            C,
+            [f"manual move to {C}"],
+            False,
+            id="to-a-healthy-member-moves",
+        ),
+        pytest.param(
+            view(),
+            health(up(A), rising(B), up(C)),
+            facts(),
+            MoveRequest(),
+            "move",
+            C,
+            [f"manual move to {C}"],
+            False,
+            id="no-target-picks-the-best-healthy-candidate",
+        ),
+        pytest.param(
+            view(),
+            {},
+            facts(),
+            MoveRequest(),
+            "move",
+            B,
+            [f"manual move to {B}"],
+            False,
+            id="never-probed-picks-the-first-candidate",
+        ),
+        pytest.param(
+            view(),
+            health(up(A), down(B), down(C)),
+            facts(),
+            MoveRequest(),
+            "refused",
+            None,
+            ["no other member is healthy"],
+            False,
+            id="no-healthy-candidate-refused",
+        ),
+        pytest.param(
+            view(),
+            health(up(A), down(B), down(C)),
+            facts(),
+            MoveRequest(force=True),
+            "move",
+            B,
+            [f"manual move to {B}"],
+            False,
+            id="force-takes-the-first-candidate-when-none-is-healthy",
+        ),
+        pytest.param(
+            view(),
+            health(up(A), up(B)),
+            facts(),
+            MoveRequest(A),
+            "move",
+            A,
+            [f"already has {ENI}"],
+            False,
+            id="to-the-active-member-is-nothing-to-move",
+        ),
+        pytest.param(
+            view(inst(A), inst(B, az="us-east-1b"), inst(C)),
+            health(up(A), up(B)),
+            facts(),
+            MoveRequest(B, force=True),
+            "refused",
+            None,
+            ["same AZ only"],
+            False,
+            id="aws-rule-refused-even-with-force",
+        ),
+        pytest.param(
+            view(inst(A), inst(B, taken=True), inst(C)),
+            health(up(A), up(B)),
+            facts(),
+            MoveRequest(B),
+            "refused",
+            None,
+            [f"device index 1 on {B} is taken"],
+            False,
+            id="device-index-taken-refused",
+        ),
+        pytest.param(
+            view(),
+            health(up(A), up(B)),
+            facts(60.0),
+            MoveRequest(B),
+            "refused",
+            None,
+            ["within cooldown 5m", FORCE],
+            False,
+            id="cooldown-refused",
+        ),
+        pytest.param(
+            view(),
+            health(up(A), up(B)),
+            facts(60.0),
+            MoveRequest(B, force=True),
+            "move",
+            B,
+            ["--force: last move was 1m ago, within cooldown 5m"],
+            False,
+            id="force-overrides-cooldown",
+        ),
+        pytest.param(
+            view(),
+            health(up(A), up(B)),
+            facts(3000.0, 2000.0, 1000.0),
+            MoveRequest(B),
+            "refused",
+            None,
+            ["3 moves in the last hour (flap limit)", FORCE],
+            False,
+            id="flap-limit-refused",
+        ),
+        pytest.param(
+            view(),
+            health(up(A), up(B)),
+            facts(held="3 moves in 1h"),
+            MoveRequest(B),
+            "refused",
+            None,
+            ["held by the flap limit (3 moves in 1h)", FORCE],
+            False,
+            id="flap-limit-hold-refused",
+        ),
+        pytest.param(
+            view(),
+            health(up(A), up(B)),
+            facts(held="3 moves in 1h", by="flap-limit"),
+            MoveRequest(B, force=True),
+            "move",
+            B,
+            ["--force: group is held by the flap limit"],
+            True,
+            id="force-moves-and-clears-the-flap-limit-hold",
+        ),
+        pytest.param(
+            view(),
+            health(up(A), up(B)),
+            facts(held="kernel patching", by="operator"),
+            MoveRequest(B),
+            "move",
+            B,
+            [f"manual move to {B}"],
+            False,
+            id="operator-hold-does-not-refuse-and-stays",
+        ),
+        pytest.param(
+            view(),
+            health(up(A), down(B), up(C)),
+            facts(),
+            MoveRequest(B),
+            "refused",
+            None,
+            [f"target {B} is not healthy (tcp 5432 refused)", FORCE],
+            False,
+            id="unhealthy-target-refused",
+        ),
+        pytest.param(
+            view(),
+            health(up(A), down(B), up(C)),
+            facts(),
+            MoveRequest(B, force=True),
+            "move",
+            B,
+            [f"--force: target {B} is not healthy"],
+            False,
+            id="force-overrides-target-health",
+        ),
+    ],
+)
+def test_decide_on_a_request(
+    v: GroupView,
+    h: dict[str, MemberHealth],
+    f: Facts,
+    request_: MoveRequest,
+    action: str,
+    target: str | None,
+    says: list[str],
+    clears: bool,
+) -> None:
+    """An operator's move is a decision with a request: one rule per row, the id names it."""
+    d = decide(v, group(), h, f, request_)
+    assert (d.action, d.target, d.clears_hold) == (action, target, clears), d.reason
+    assert not d.source_failed  # a planned move: Force only with --force
+    for text in says:
+        assert text in d.reason
+
+
+def test_an_operator_hold_stops_automatic_moves_and_names_release() -> None:
+    """Rule: `failover hold` holds the group even with its primary down; the reason says how to end it."""
+    d = decide(view(), group(), health(down(A), up(B)), facts(held="maintenance", by="operator"))
+    assert (d.action, d.target) == ("held", None)
+    assert "held by an operator (maintenance)" in d.reason
+    assert "failover release db" in d.reason

@@ -1,4 +1,5 @@
-"""The Lambda handler runs `check` passes in-process against moto: summaries, counters, a move."""
+"""The Lambda handler runs `check` passes in-process against moto: summaries, counters, a move,
+with the SQLite state in the function's /tmp and with the DynamoDB backend."""
 
 from __future__ import annotations
 
@@ -8,13 +9,18 @@ from typing import Any
 
 import boto3
 import pytest
+import yaml
 from moto import mock_aws
 
+from failover.aws.dynamodb import DynamoTable
+from failover.aws.dynamodb_create import create_table
 from failover.aws_lambda import handler
 from failover.sandbox.strict import StrictLayer
 from failover.sandbox.world import World, build_world
+from failover.store.dynamodb import DynamoStore
 
 from ..conftest import REGION, write_config
+from ..store.moto_dynamodb import serialized_dynamodb
 
 
 @pytest.fixture
@@ -110,3 +116,45 @@ def test_handler_reads_config_yaml_from_the_package_without_failover_config(
         ],
         "exit_code": 0,
     }
+
+
+def test_handler_on_the_dynamodb_backend_takes_the_leases_and_moves_within_fall_invocations(
+    ec2: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rule: the Lambda with `state.backend: dynamodb` is a one-shot holder like `check`: it
+    takes the group's lease, moves a stopped primary's ENI at the `fall`-th invocation (the
+    counters live in the shared table), records the move as the Lambda's, and gives the
+    lease back after every invocation."""
+    world = build_world(ec2, mode="eni", group="db")
+    assert world.eni_id is not None
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    assert create_table(dynamodb, "failover-lambda") is True
+    document = yaml.safe_load(lambda_config(tmp_path, world).read_text())
+    document["state"] = {"backend": "dynamodb", "table": "failover-lambda", "lease_ttl": "3s"}
+    monkeypatch.setenv("FAILOVER_CONFIG", str(write_config(tmp_path / "config.yaml", document)))
+    store = DynamoStore(DynamoTable(dynamodb, "failover-lambda"))
+
+    with serialized_dynamodb():  # the lease keeper's thread and the pass share moto
+        assert handler({}, None)["groups"][0]["outcome"] == "stay"
+        ec2.stop_instances(InstanceIds=[world.primary])
+        for failures in (1, 2):
+            waiting = handler({}, None)
+            assert waiting["groups"][0]["outcome"] == "stay", waiting
+            assert store.load_health("db")[world.primary].failures == failures
+            assert eni_owner(ec2, world.eni_id) == world.primary
+        moved = handler({}, None)
+
+    assert moved["exit_code"] == 0, moved
+    assert (moved["groups"][0]["outcome"], moved["groups"][0]["active"]) == (
+        "moved",
+        world.standbys[0],
+    )
+    assert eni_owner(ec2, world.eni_id) == world.standbys[0]
+    (record,) = store.history("db")
+    assert (record.outcome, record.driver, record.os_user) == ("succeeded", "lambda", None)
+    assert record.token is not None  # begun under the lease
+    lease = dynamodb.get_item(
+        TableName="failover-lambda", Key={"pk": {"S": "group#db"}, "sk": {"S": "lease"}}
+    )["Item"]
+    assert lease["holder"]["S"] == ""  # given back on the way out
+    assert int(lease["token"]["N"]) == record.token

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -17,17 +18,21 @@ from typing import Any
 from failover.sandbox.strict import Call
 from failover.sandbox.world import World
 
-from ..conftest import run_cli
+from ..conftest import free_port, run_cli
 from .conftest import DaemonProcess, Loopback, Sandbox, read_store, wait_until
 
 
 def _setup(
-    sb: Sandbox, loopback: Callable[..., Loopback], **defaults: Any
+    sb: Sandbox, loopback: Callable[..., Loopback], *, listen: str = "127.0.0.1:0", **defaults: Any
 ) -> tuple[World, Loopback, Path]:
     world = sb.world("eni")
     lo = loopback([world.primary, world.standbys[0]])
     group = sb.group(world, "eni", members=lo.members(), checks=[lo.check()])
-    config = sb.config(group, defaults={"interval": "500ms", "timeout": "300ms", **defaults})
+    config = sb.config(
+        group,
+        defaults={"interval": "500ms", "timeout": "300ms", **defaults},
+        metrics={"listen": listen},
+    )
     return world, lo, config
 
 
@@ -147,9 +152,10 @@ def test_a_second_daemon_on_the_same_state_file_refuses_to_start(
     loopback: Callable[..., Loopback],
     daemon: Callable[[Path], DaemonProcess],
 ) -> None:
-    """Rule: one daemon per state file: a second one exits 3 with one line, the first runs on."""
+    """Rule: one daemon per state file: a second one exits 3 with one line, the first runs on.
+    Its metrics port is taken too (the same config): the state lock is what it reports."""
     sb = sandbox()
-    world, _lo, config = _setup(sb, loopback, fall=2, rise=1)
+    world, _lo, config = _setup(sb, loopback, listen=f"127.0.0.1:{free_port()}", fall=2, rise=1)
     d = daemon(config)
     _wait_healthy(sb, world.standbys[0], d)
 
@@ -164,3 +170,24 @@ def test_a_second_daemon_on_the_same_state_file_refuses_to_start(
     assert d.running
     d.send(signal.SIGTERM)
     assert d.wait() == 0, d.log()
+
+
+def test_a_taken_metrics_port_is_one_line_naming_metrics_listen_exit_2_before_any_aws_call(
+    sandbox: Callable[..., Sandbox], loopback: Callable[..., Loopback]
+) -> None:
+    """Rule: bad config is one line and exit 2 with nothing touched: a second daemon on one
+    host with its own state but the default-like shared metrics address binds before AWS."""
+    sb = sandbox()
+    port = free_port()
+    _world, _lo, config = _setup(sb, loopback, listen=f"127.0.0.1:{port}")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        taken.listen(1)
+        sb.layer.reset_log()
+        done = run_cli("run", "--config", str(config), timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert done.stdout == ""
+    (line,) = done.stderr.strip().splitlines()
+    assert f"metrics.listen 127.0.0.1:{port}: cannot listen there" in line
+    assert "Traceback" not in line
+    assert sb.layer.calls == []

@@ -6,43 +6,14 @@ and receives its webhook alerts on loopback, and reads AWS state back from outsi
 
 from __future__ import annotations
 
-import json
 import sys
-import threading
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from pathlib import Path
-
-import pytest
 
 from ..conftest import free_port, run_cli
 from .conftest import DaemonProcess, Loopback, Sandbox, wait_until
-
-
-@pytest.fixture
-def webhook() -> Iterator[tuple[str, list[dict[str, str]]]]:
-    """A Slack-style webhook receiver on 127.0.0.1; yields its URL and what it received."""
-    received: list[dict[str, str]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            received.append(json.loads(body))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, format: str, *args: object) -> None:
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
-    server.shutdown()
-    server.server_close()
-    thread.join()
 
 
 def _get(url: str) -> tuple[int, str]:
@@ -120,18 +91,20 @@ def test_check_refuses_while_a_daemon_acts_on_the_same_state(
     loopback: Callable[..., Loopback],
     daemon: Callable[[Path], DaemonProcess],
 ) -> None:
-    """Rule: one acting orchestrator per SQLite state: a cron check next to a daemon exits 3."""
+    """Rule: a group is moved by one holder at a time: a cron check next to a daemon that holds
+    the group's claim (SQLite state) exits 3, naming the daemon, and touches nothing."""
     sb = sandbox()
     world = sb.world("eni")
     lo = loopback([world.primary, world.standbys[0]])
     group = sb.group(world, "eni", members=lo.members(), checks=[lo.check()])
     config = sb.config(group, defaults={"interval": "500ms", "timeout": "300ms"})
     d = daemon(config)
-    wait_until(lambda: (sb.tmp_path / "state.db.lock").exists(), 30, "the daemon's lock")
+    d.wait_log("holding the leases of 1 groups", 30)
     sb.layer.reset_log()
     done = run_cli("check", "--config", str(config))
     assert done.returncode == 3, done.stdout + done.stderr
-    assert "holds" in done.stderr
-    assert "state.db.lock" in done.stderr
+    assert done.stdout.startswith("g: refused: group g is held by "), done.stdout
+    assert f":{d.proc.pid}:" in done.stdout
+    assert "(a failover daemon)" in done.stdout
     assert sb.layer.mutating_calls() == []
     assert d.running

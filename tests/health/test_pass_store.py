@@ -211,7 +211,7 @@ def test_a_group_state_is_written_when_it_changes_not_every_pass(tmp_path: Path)
             clock.sleep(2.0)
             calls.clear()
             outcomes = monitor.run_pass(settings.groups)
-            writes.append((outcomes[0].outcome, calls["PutItem"]))
+            writes.append((outcomes[0].outcome, calls["PutItem"] + calls["UpdateItem"]))
         state = store.load_group_state("g0")
 
     # fall is 3: the third failing pass finds g0 down, with no healthy standby.

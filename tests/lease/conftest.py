@@ -10,16 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
 from botocore.exceptions import EndpointConnectionError
 
 from failover.aws.dynamodb import DynamoTable
-from failover.coord.lease import Beat, Claim, LeaseRecord, TableLease
+from failover.coord.lease import Beat, Claim, LeaseRecord, LeaseTable, TableLease
 from failover.coord.lease_memory import FakeLease, MemoryLeaseTable
 from failover.core.errors import TransientCloudError
 from failover.store.dynamodb_lease import DynamoLeaseTable
+from failover.store.sqlite import SqliteStore
+from failover.store.sqlite_claims import SqliteClaims
 
 from ..clocks import FakeClock
 from ..store.moto_dynamodb import fresh_table, in_process_dynamodb
@@ -43,12 +46,12 @@ class Switch:
 
 
 class CuttableTable:
-    """A MemoryLeaseTable as one orchestrator reaches it: every call fails once cut."""
+    """A LeaseTable as one orchestrator reaches it: every call fails once cut."""
 
-    def __init__(self, table: MemoryLeaseTable, switch: Switch) -> None:
+    def __init__(self, table: LeaseTable, switch: Switch) -> None:
         self._table, self._switch = table, switch
 
-    def _reach(self, action: str) -> MemoryLeaseTable:
+    def _reach(self, action: str) -> LeaseTable:
         self._switch.calls += 1
         if self._switch.cut:
             raise TransientCloudError(action, "NetworkError", "link cut by the test")
@@ -126,8 +129,8 @@ def moto_client() -> Iterator[Any]:
         yield client
 
 
-@pytest.fixture(params=["fake", "dynamodb"])
-def rig(request: pytest.FixtureRequest) -> Rig:
+@pytest.fixture(params=["fake", "dynamodb", "sqlite"])
+def rig(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Rig]:
     """Each Lease backend, empty, with a fresh FakeClock."""
     clock = FakeClock()
     if request.param == "fake":
@@ -136,7 +139,22 @@ def rig(request: pytest.FixtureRequest) -> Rig:
         def make_fake(name: str, switch: Switch, **options: Any) -> TableLease:
             return FakeLease(CuttableTable(table, switch), clock, name, **options)
 
-        return Rig(clock, 5_000, make_fake)
+        yield Rig(clock, 5_000, make_fake)
+        return
+    if request.param == "sqlite":
+        # The claims in a state file: each orchestrator on its own connection, as processes are.
+        stores: list[SqliteStore] = []
+
+        def make_sqlite(name: str, switch: Switch, **options: Any) -> TableLease:
+            stores.append(SqliteStore(tmp_path / "state.db"))
+            return TableLease(
+                CuttableTable(SqliteClaims(stores[-1]), switch), clock, name, **options
+            )
+
+        yield Rig(clock, 5_000, make_sqlite)
+        for store in stores:
+            store.close()
+        return
     if request.param == "dynamodb":
         client = request.getfixturevalue("moto_client")
         name = fresh_table(client)
@@ -148,5 +166,6 @@ def rig(request: pytest.FixtureRequest) -> Rig:
             )
 
         # moto answers a few hundred calls a second: spread fewer groups than the fake.
-        return Rig(clock, 30, make_dynamo)
+        yield Rig(clock, 30, make_dynamo)
+        return
     raise AssertionError(f"no rig for backend {request.param}")

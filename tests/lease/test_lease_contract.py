@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 
 import pytest
 
+from failover.coord.fence import Fence
+from failover.coord.handover import take
 from failover.coord.lease import TableLease
 from failover.coord.spread import Spreader, fair_share
 from failover.core.errors import CloudError
@@ -301,9 +303,11 @@ def test_a_one_shot_take_waits_out_a_dead_holder_and_gives_up_on_a_live_one(rig:
         rig.clock.advance(seconds)
         alive.heartbeat_if_due()
 
-    taken = command.take(["free", "of-dead", "of-alive"], sleep)
+    taken = take(command, ["free", "of-dead", "of-alive"], sleep)
 
-    assert taken == {"free": 1, "of-dead": 2}
+    assert taken.tokens == {"free": 1, "of-dead": 2}
+    assert set(taken.refused) == {"of-alive"}
+    assert "alive" in taken.refused["of-alive"]
     assert alive.check("of-alive", 1)
     assert not dead.check("of-dead", 1)
 
@@ -344,3 +348,122 @@ def test_fair_share_splits_groups_evenly_and_takes_a_dead_holders_share_within_a
     for group, token in dead_tokens.items():
         new_token = after["a"].get(group) or after["b"][group]
         assert new_token == token + 1
+
+
+# --- handing a daemon's group over to `failover move` (failover/coord/handover.py) ---------
+
+
+def daemon_of(rig: Rig, name: str, groups: Sequence[str]) -> tuple[TableLease, Spreader, Fence]:
+    """A live daemon holding `groups` after one lease round."""
+    lease = live(rig, name)
+    fence = Fence(lease)
+    spreader = Spreader(lease, fence)
+    spreader.rebalance(groups)
+    assert set(fence.tokens()) == set(groups)
+    return lease, spreader, fence
+
+
+def test_a_daemon_hands_an_asked_group_over_at_its_next_round_then_takes_it_back(
+    rig: Rig,
+) -> None:
+    """Rule: `move` asks in its heartbeat; the holding daemon releases the group at its next
+    round and takes none asked for; once the command releases it, the daemon takes it back."""
+    daemon, spreader, fence = daemon_of(rig, "daemon", ["g", "h"])
+    command = live(rig, "command", spreads=False)
+    rounds: list[float] = []
+
+    def sleep(seconds: float) -> None:  # the daemon's keeper and lease rounds go on meanwhile
+        rig.clock.advance(seconds)
+        daemon.heartbeat_if_due()
+        spreader.rebalance(["g", "h"])
+        rounds.append(seconds)
+
+    taken = take(command, ["g"], sleep, handover=True)
+
+    assert taken.tokens == {"g": 2}
+    assert taken.refused == {}
+    assert len(rounds) == 1  # handed over at the first round after the ask
+    assert set(fence.tokens()) == {"h"}
+    assert command.check("g", 2)
+    sleep(TTL_S / 6)  # the ask is withdrawn once taken; the command holds it: nobody takes it
+    assert set(fence.tokens()) == {"h"}
+    command.release(taken.tokens)
+    sleep(TTL_S / 6)
+    assert fence.tokens() == {"g": 3, "h": 1}
+
+
+def test_a_group_pinned_by_a_move_of_its_daemon_is_handed_over_only_after_that_move(
+    rig: Rig,
+) -> None:
+    """Rule: a lease round never pulls a group from under its own process's move."""
+    daemon, spreader, fence = daemon_of(rig, "daemon", ["g"])
+    assert fence.pin("g")
+    command = live(rig, "command", spreads=False)
+    rounds = 0
+
+    def sleep(seconds: float) -> None:
+        nonlocal rounds
+        rig.clock.advance(seconds)
+        daemon.heartbeat_if_due()
+        spreader.rebalance(["g"])
+        rounds += 1
+        assert fence.holds("g") or rounds > 3
+        if rounds == 3:
+            fence.unpin("g")  # the daemon's move of g is over
+
+    taken = take(command, ["g"], sleep, handover=True)
+    assert taken.tokens == {"g": 2}
+    assert rounds == 4
+
+
+def test_the_ask_of_a_dead_command_is_ignored_a_ttl_later_and_the_daemon_takes_the_group_back(
+    rig: Rig,
+) -> None:
+    """Rule: an ask lives and dies with its heartbeat: a command killed while waiting leaves
+    the group unheld for at most a TTL and a round."""
+    daemon, spreader, fence = daemon_of(rig, "daemon", ["g"])
+    command = live(rig, "command", spreads=False)
+    command.ask(["g"])  # ... and the command is killed here
+    spreader.rebalance(["g"])
+    assert fence.tokens() == {}  # handed over, and not taken again while the ask lives
+    waited = 0.0
+    while "g" not in fence.tokens():
+        rig.clock.advance(TTL_S / 6)
+        waited += TTL_S / 6
+        daemon.heartbeat_if_due()
+        spreader.rebalance(["g"])
+        assert waited <= TTL_S + 2 * TTL_S / 6, "the dead command's ask still honoured"
+    assert waited >= TTL_S
+    assert fence.tokens() == {"g": 2}
+
+
+def test_a_command_does_not_ask_another_command_and_gives_up_once_it_is_seen_alive(
+    rig: Rig,
+) -> None:
+    """Rule: only daemons hand groups over: a live one-shot holder (another `move`) is refused."""
+    first = live(rig, "first", spreads=False)
+    assert first.acquire("g") == 1
+    second = live(rig, "second", spreads=False)
+
+    def sleep(seconds: float) -> None:
+        rig.clock.advance(seconds)
+        first.heartbeat_if_due()
+
+    taken = take(second, ["g"], sleep, handover=True)
+    assert taken.tokens == {}
+    assert "first (another failover move, check or Lambda run)" in taken.refused["g"]
+    assert first.check("g", 1)
+    assert rig.lease("observer").requested() == {}
+
+
+def test_the_sole_daemon_of_a_state_file_takes_a_dead_daemons_groups_at_once(rig: Rig) -> None:
+    """Rule: a daemon holding the SQLite state file's lock knows every other daemon there is
+    dead (the OS released its lock), so a restart need not wait a TTL; one-shot holders it
+    still waits out."""
+    old = live(rig, "old")
+    assert old.acquire("g") == 1
+    command = live(rig, "command", spreads=False)
+    assert command.acquire("h") == 1
+    restarted = live(rig, "restarted", sole_daemon=True)
+    assert restarted.acquire_many(["g", "h"]) == {"g": 2}
+    assert restarted.holders() == ["restarted"]

@@ -68,7 +68,8 @@ import pytest
 from failover.aws.dynamodb import DynamoTable
 from failover.sandbox.strict import Call
 from failover.sandbox.world import World, build_world
-from failover.store.dynamodb import LEASE_SK, DynamoStore, group_pk
+from failover.store.dynamodb import DynamoStore
+from failover.store.dynamodb_items import LEASE_SK, group_pk
 
 from ..conftest import REGION, cli_env, failover_cmd
 from ..health.conftest import Loopback, wait_until

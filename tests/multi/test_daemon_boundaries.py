@@ -52,7 +52,8 @@ from typing import Any
 import boto3
 import pytest
 
-from failover.aws.dynamodb import DynamoTable, create_table
+from failover.aws.dynamodb import DynamoTable
+from failover.aws.dynamodb_create import create_table
 from failover.sandbox.strict import Call
 from failover.sandbox.world import World, build_world
 from failover.store.dynamodb import DynamoStore

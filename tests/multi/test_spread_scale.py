@@ -34,7 +34,7 @@ from typing import Any
 import boto3
 import pytest
 
-from failover.aws.dynamodb import create_table
+from failover.aws.dynamodb_create import create_table
 
 from ..conftest import REGION, cli_env, write_config
 from .conftest import LeaseItem, new_table, start_daemon

@@ -21,7 +21,7 @@ import pytest
 from moto import mock_aws
 from moto.dynamodb.responses import DynamoHandler
 
-from failover.aws.dynamodb import create_table
+from failover.aws.dynamodb_create import create_table
 
 REGION = "us-east-1"
 AWS_URL = f"https://dynamodb.{REGION}.amazonaws.com"

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from failover.aws.dynamodb import DynamoTable, Put, create_table
+from failover.aws.dynamodb import DynamoTable, Put
+from failover.aws.dynamodb_create import create_table
 from failover.config import StateSettings
 from failover.core.errors import (
     ConfigError,

@@ -12,6 +12,8 @@ import pytest
 from failover.core.errors import ConfigError, FailoverError
 from failover.core.ports import MoveRecord, StepRecord
 from failover.store.sqlite import SCHEMA_VERSION, SqliteStore
+from failover.store.sqlite_claims import SqliteClaims
+from failover.store.sqlite_schema import MIGRATIONS
 
 MOVE = MoveRecord(
     move_id="m1",
@@ -62,7 +64,9 @@ def test_a_file_from_a_newer_failover_is_a_config_error(tmp_path: Path) -> None:
     with closing(sqlite3.connect(path)) as conn:
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
 
-    with pytest.raises(ConfigError, match=r"schema version 2 is newer.*upgrade failover"):
+    with pytest.raises(
+        ConfigError, match=rf"schema version {SCHEMA_VERSION + 1} is newer.*upgrade failover"
+    ):
         SqliteStore(path)
 
 
@@ -89,3 +93,37 @@ def test_a_closed_store_refuses_calls_and_closes_twice(tmp_path: Path) -> None:
     store.close()
     with pytest.raises(FailoverError, match="store is closed"):
         store.open_moves()
+
+
+def test_a_version_1_file_is_migrated_keeping_its_moves_and_its_flap_limit_hold(
+    tmp_path: Path,
+) -> None:
+    """Rule: an existing state file keeps working after an upgrade: its moves gain an unknown
+    driver and OS user, a hold it stored reads as the flap limit's, and the claims exist."""
+    path = tmp_path / "state.db"
+    with closing(sqlite3.connect(path)) as conn:
+        for statement in MIGRATIONS[0]:
+            conn.execute(statement)
+        conn.execute(
+            "INSERT INTO moves VALUES ('m1', 'db', 'eni', 'eni-1', 'i-0aa', 'i-0bb', 'test', "
+            "'drill', 1.0, 'succeeded', 2.0, 0, NULL, '')"
+        )
+        conn.execute("INSERT INTO group_state VALUES ('db', 1, '4 moves in 1h', 'held', 3.0)")
+        conn.execute("PRAGMA user_version = 1")
+        conn.commit()
+
+    store = SqliteStore(path)
+    try:
+        (move,) = store.history("db")
+        assert (move.move_id, move.driver, move.os_user) == ("m1", "", None)
+        state = store.load_group_state("db")
+        assert (state.held, state.held_by, state.held_reason) == (
+            True,
+            "flap-limit",
+            "4 moves in 1h",
+        )
+        assert SqliteClaims(store).read_many(["db"]) == {}
+    finally:
+        store.close()
+    with closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)

@@ -211,6 +211,48 @@ def test_group_state_round_trips_and_defaults(store: Store, store_factory: Store
     assert store.load_group_state("web") == GroupState(group="web")
 
 
+def test_status_and_hold_are_written_alone_so_neither_undoes_the_other(
+    store: Store, store_factory: StoreFactory
+) -> None:
+    """Rule: a pass's status write keeps an operator's hold written after the pass read the
+    state, and a hold keeps the status; `held_by` "" releases."""
+    store.save_status("db", "degraded", 1.0)
+    assert store_factory().load_group_state("db") == GroupState(
+        "db", status="degraded", updated_at=1.0
+    )
+    store.save_hold("db", "operator", "patching the kernel", 2.0)
+    store.save_status("db", "ok", 3.0)  # a pass that read the state before the hold
+    held = store_factory().load_group_state("db")
+    assert held == GroupState(
+        "db",
+        held=True,
+        held_reason="patching the kernel",
+        status="ok",
+        updated_at=3.0,
+        held_by="operator",
+    )
+    store.save_hold("db", "", "ignored when releasing", 4.0)
+    assert store_factory().load_group_state("db") == GroupState("db", status="ok", updated_at=4.0)
+    store.save_hold("web", "flap-limit", "3 moves in the last hour", 5.0)
+    assert store_factory().load_group_state("web") == GroupState(
+        "web",
+        held=True,
+        held_reason="3 moves in the last hour",
+        status="ok",
+        updated_at=5.0,
+        held_by="flap-limit",
+    )
+
+
+def test_a_move_keeps_its_driver_and_os_user(store: Store, store_factory: StoreFactory) -> None:
+    """Rule: the history names what drove each move and, for a person, the OS user (None kept)."""
+    store.begin_move(make_move("manual", driver="move", os_user="alice (sudo to root)"))
+    store.begin_move(make_move("auto", started_at=2000.0, driver="daemon"))
+    found = {m.move_id: m for m in store_factory().history("db")}
+    assert (found["manual"].driver, found["manual"].os_user) == ("move", "alice (sudo to root)")
+    assert (found["auto"].driver, found["auto"].os_user) == ("daemon", None)
+
+
 def test_load_groups_answers_what_the_per_group_reads_answer(
     store: Store, store_factory: StoreFactory
 ) -> None:
