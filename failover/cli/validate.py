@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +10,7 @@ import click
 
 from failover.aws.ec2 import Ec2Cloud, Permission
 from failover.cli.app import cli, config_option, load_settings
-from failover.config import Group
+from failover.config import Group, Settings
 from failover.core.errors import (
     ConfigError,
     PermissionDeniedError,
@@ -39,6 +40,7 @@ def validate(offline: bool, create_table: bool, config_path: Path | None) -> Non
             f"DynamoDB table {settings.state.table}: "
             + ("created" if made else "already exists, key schema ok")
         )
+    click.echo(_state_line(settings))
     if offline:
         click.echo(f"{settings.source}: valid ({len(settings.groups)} groups)")
         return
@@ -69,6 +71,14 @@ def validate(offline: bool, create_table: bool, config_path: Path | None) -> Non
             click.echo(line, err=True)
         raise SystemExit(2)
     click.echo(f"{settings.source}: valid; AWS checks passed for {len(settings.groups)} groups")
+
+
+def _state_line(settings: Settings) -> str:
+    """Where the state lives, as an absolute path: relative ones follow the config file."""
+    state = settings.state
+    if state.backend == "dynamodb":
+        return f"state: DynamoDB table {state.table}"
+    return f"state: {os.path.abspath(state.path)} (SQLite)"
 
 
 def _permissions(cloud: Ec2Cloud, group: Group, view: Any) -> list[Permission]:

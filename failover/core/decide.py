@@ -54,12 +54,19 @@ def update_health(
             failures=0,
             reason=reason,
             changed_at=changed,
+            probed_at=now,
         )
     failures = prev.failures + 1
     healthy = prev.healthy and failures < policy.fall
     changed = now if healthy != prev.healthy else prev.changed_at
     return replace(
-        prev, healthy=healthy, successes=0, failures=failures, reason=reason, changed_at=changed
+        prev,
+        healthy=healthy,
+        successes=0,
+        failures=failures,
+        reason=reason,
+        changed_at=changed,
+        probed_at=now,
     )
 
 

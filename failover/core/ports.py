@@ -32,8 +32,12 @@ class StepRecord:
 class MoveRecord:
     """A move as the journal and history keep it.
 
-    outcome: in-progress (the journal's open intent), succeeded, failed, refused.
+    outcome: in-progress (the journal's open intent), succeeded, failed, refused,
+    interrupted (stopped by a signal before any mutating call).
     `token` is the lease's fencing token when the move ran under a lease.
+    `forced`: a Force detach is allowed (the operator's --force, or the member being left
+    has failed); `operator_forced`: the operator passed --force (None: recorded before
+    the store kept it).
     """
 
     move_id: str
@@ -51,6 +55,7 @@ class MoveRecord:
     token: int | None = None
     steps: tuple[StepRecord, ...] = field(default=())
     detail: str = ""
+    operator_forced: bool | None = False
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,8 @@ class MemberHealth:
 
     A member counts as healthy once it has passed `rise` probes in a row, and stops
     counting once it has failed `fall` in a row; a member never seen is not healthy yet.
+    `changed_at` is when `healthy` last flipped; `probed_at` when the last verdict was
+    made (0: never, or recorded before the store kept it): a verdict is a hint with an age.
     """
 
     instance_id: str
@@ -67,6 +74,7 @@ class MemberHealth:
     failures: int = 0
     reason: str = ""
     changed_at: float = 0.0
+    probed_at: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -458,6 +458,7 @@ def _move_item(pk: str, sk: str, move: MoveRecord) -> dict[str, Any]:
         "token": move.token,
         "detail": move.detail,
         "step_count": len(move.steps),
+        "operator_forced": move.operator_forced,
     }
 
 
@@ -514,6 +515,10 @@ def _move_from_item(item: Mapping[str, Any], steps: Iterable[Mapping[str, Any]])
         token=None if token is None else int(token),
         steps=tuple(step for _, step in sorted(map(_step_from_item, steps), key=_number)),
         detail=str(item["detail"]),
+        # Absent from items written before the store kept it: unknown, not "no".
+        operator_forced=None
+        if item.get("operator_forced") is None
+        else bool(item["operator_forced"]),
     )
 
 
@@ -527,6 +532,7 @@ def _health_item(group: str, member: MemberHealth) -> dict[str, Any]:
         "failures": member.failures,
         "reason": member.reason,
         "changed_at": member.changed_at,
+        "probed_at": member.probed_at,
     }
 
 
@@ -538,4 +544,5 @@ def _health_from_item(item: Mapping[str, Any]) -> MemberHealth:
         failures=int(item["failures"]),
         reason=str(item["reason"]),
         changed_at=float(item["changed_at"]),
+        probed_at=float(item.get("probed_at", 0)),
     )

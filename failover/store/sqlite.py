@@ -1,14 +1,16 @@
 """SqliteStore: the embedded default Store, one SQLite file shared by every local process.
 
-Table design (schema version 1, kept in `PRAGMA user_version`):
+Table design (schema version 2, kept in `PRAGMA user_version`):
 
     moves          one row per move: the MoveRecord's fields except `steps`
                    (move_id PRIMARY KEY; `group_name` because GROUP is an SQL keyword;
-                   `forced` 0/1; outcome 'in-progress' marks the journal's open intent)
+                   `forced` 0/1; `operator_forced` 0/1, NULL in rows older than v2;
+                   outcome 'in-progress' marks the journal's open intent)
     steps          the move's step events, a child table: step_id INTEGER PRIMARY KEY
                    (insertion order, never reused because rows are never deleted),
                    move_id REFERENCES moves, then the StepRecord's fields
-    member_health  MemberHealth by (group_name, instance_id), upserted
+    member_health  MemberHealth by (group_name, instance_id), upserted (`probed_at` 0
+                   in rows older than v2: never known)
     group_state    GroupState by group_name, upserted
 
 Steps live in a child table rather than a JSON column so that `record_step` is one
@@ -41,7 +43,7 @@ from failover.core.errors import ConfigError, FailoverError
 from failover.core.ports import GroupMemory, GroupState, MemberHealth, MoveRecord, StepRecord
 from failover.store.closing import Closing
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """The schema this code writes; `PRAGMA user_version` records the file's."""
 
 BUSY_TIMEOUT_S = 10.0
@@ -107,15 +109,24 @@ _SCHEMA_V1 = (
     """,
 )
 
+# v2: whether the operator passed --force (apart from Force being allowed), and when each
+# health verdict was made (stored health is a hint with an age).
+_SCHEMA_V2 = (
+    "ALTER TABLE moves ADD COLUMN operator_forced INTEGER",
+    "ALTER TABLE member_health ADD COLUMN probed_at REAL NOT NULL DEFAULT 0",
+)
+
 # MIGRATIONS[n] brings a file from user_version n to n + 1; append, never edit.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_SCHEMA_V1,)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_SCHEMA_V1, _SCHEMA_V2)
 
 _MOVE_COLUMNS = (
     "move_id, group_name, mode, resource, source, target, caller, reason, started_at, "
-    "outcome, finished_at, forced, token, detail"
+    "outcome, finished_at, forced, token, detail, operator_forced"
 )
 _STEP_COLUMNS = "move_id, kind, description, phase, at, elapsed_s, detail"
-_HEALTH_COLUMNS = "group_name, instance_id, healthy, successes, failures, reason, changed_at"
+_HEALTH_COLUMNS = (
+    "group_name, instance_id, healthy, successes, failures, reason, changed_at, probed_at"
+)
 _STATE_COLUMNS = "group_name, held, held_reason, status, updated_at"
 
 # Well under SQLite's bound-parameter limit (32766 since 3.32, 999 before).
@@ -231,7 +242,7 @@ class SqliteStore(Closing):
             try:
                 conn.execute(
                     f"INSERT INTO moves ({_MOVE_COLUMNS}) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         move.move_id,
                         move.group,
@@ -247,6 +258,7 @@ class SqliteStore(Closing):
                         int(move.forced),
                         move.token,
                         move.detail,
+                        None if move.operator_forced is None else int(move.operator_forced),
                     ),
                 )
             except sqlite3.IntegrityError as exc:
@@ -340,11 +352,11 @@ class SqliteStore(Closing):
         with self._transaction("save_health", write=True) as conn:
             conn.executemany(
                 f"INSERT INTO member_health ({_HEALTH_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (group_name, instance_id) DO UPDATE SET "
                 "healthy = excluded.healthy, successes = excluded.successes, "
                 "failures = excluded.failures, reason = excluded.reason, "
-                "changed_at = excluded.changed_at",
+                "changed_at = excluded.changed_at, probed_at = excluded.probed_at",
                 [
                     (
                         group,
@@ -354,6 +366,7 @@ class SqliteStore(Closing):
                         m.failures,
                         m.reason,
                         m.changed_at,
+                        m.probed_at,
                     )
                     for group, members in health.items()
                     for m in members
@@ -429,7 +442,7 @@ class SqliteStore(Closing):
 
 
 def _health_from_row(row: Sequence[Any]) -> MemberHealth:
-    _, instance_id, healthy, successes, failures, reason, changed_at = row
+    _, instance_id, healthy, successes, failures, reason, changed_at, probed_at = row
     return MemberHealth(
         instance_id=instance_id,
         healthy=bool(healthy),
@@ -437,6 +450,7 @@ def _health_from_row(row: Sequence[Any]) -> MemberHealth:
         failures=failures,
         reason=reason,
         changed_at=changed_at,
+        probed_at=probed_at,
     )
 
 
@@ -501,6 +515,7 @@ def _move_from_row(row: Sequence[Any], steps: tuple[StepRecord, ...]) -> MoveRec
         forced,
         token,
         detail,
+        operator_forced,
     ) = row
     return MoveRecord(
         move_id=move_id,
@@ -518,4 +533,5 @@ def _move_from_row(row: Sequence[Any], steps: tuple[StepRecord, ...]) -> MoveRec
         token=token,
         steps=steps,
         detail=detail,
+        operator_forced=None if operator_forced is None else bool(operator_forced),
     )

@@ -11,7 +11,7 @@ import pytest
 
 from failover.core.errors import ConfigError, FailoverError
 from failover.core.ports import MoveRecord, StepRecord
-from failover.store.sqlite import SCHEMA_VERSION, SqliteStore
+from failover.store.sqlite import MIGRATIONS, SCHEMA_VERSION, SqliteStore
 
 MOVE = MoveRecord(
     move_id="m1",
@@ -62,8 +62,36 @@ def test_a_file_from_a_newer_failover_is_a_config_error(tmp_path: Path) -> None:
     with closing(sqlite3.connect(path)) as conn:
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
 
-    with pytest.raises(ConfigError, match=r"schema version 2 is newer.*upgrade failover"):
+    with pytest.raises(
+        ConfigError, match=rf"schema version {SCHEMA_VERSION + 1} is newer.*upgrade failover"
+    ):
         SqliteStore(path)
+
+
+def test_a_version_1_file_is_migrated_keeping_its_moves_with_unknowns_as_none(
+    tmp_path: Path,
+) -> None:
+    """Rule: upgrading keeps the history; what v1 never recorded reads as unknown, not as "no"."""
+    path = tmp_path / "state.db"
+    with closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        for statement in MIGRATIONS[0]:
+            conn.execute(statement)
+        conn.execute("PRAGMA user_version = 1")
+        conn.execute(
+            "INSERT INTO moves (move_id, group_name, mode, resource, source, target, caller, "
+            "reason, started_at, outcome, finished_at, forced, token, detail) "
+            "VALUES ('m0', 'db', 'eni', 'eni-1', 'i-0aa', 'i-0bb', 'arn', 'old', 1.0, "
+            "'succeeded', 2.0, 1, NULL, '')"
+        )
+        conn.execute(
+            "INSERT INTO member_health VALUES ('db', 'i-0bb', 1, 5, 0, 'ok', 1.0)",
+        )
+    with SqliteStore(path) as store:
+        (old,) = store.history()
+        assert (old.move_id, old.forced, old.operator_forced) == ("m0", True, None)
+        assert store.load_health("db")["i-0bb"].probed_at == 0.0
+    with closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
 
 
 def test_steps_and_finish_of_an_unknown_move_are_refused(tmp_path: Path) -> None:
