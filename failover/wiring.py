@@ -30,7 +30,7 @@ from failover.core.ports import MemberHealth, StepRecord, Store
 from failover.ops.clock import SystemClock
 from failover.ops.hooks import AfterMoveRunner
 from failover.ops.notify import Notifier, chain
-from failover.service.engine import Engine
+from failover.service.engine import Engine, StopRequest, WaitListener
 from failover.service.monitor import Alert, log_alert
 from failover.store import DynamoStore, SqliteStore
 from failover.store.dynamodb_lease import DynamoLeaseTable
@@ -117,11 +117,14 @@ def wired(
     on_step: Callable[[Step | None, StepRecord], None] | None = None,
     *,
     daemon: bool = False,
+    stop: StopRequest | None = None,
+    on_wait: WaitListener | None = None,
 ) -> Iterator[Wiring]:
     """Build clients, the store and the engine; close the store afterwards.
 
     `daemon`: this process takes a share of the groups (`run`); one-shot commands hold
-    only the leases they take.
+    only the leases they take. `stop`: the command's stop request, read by the engine at
+    every step boundary; `on_wait`: a wait's progress (a TTY shows it).
     """
     clock = SystemClock()
     cloud = make_cloud(settings, clock)
@@ -135,6 +138,8 @@ def wired(
             on_step=on_step,
             guard=fence.guard if fence else None,
             token_of=fence.token if fence else None,
+            stop=stop,
+            on_wait=on_wait,
         )
         yield Wiring(settings, cloud, store, engine, fence)
     finally:

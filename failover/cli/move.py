@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,14 +10,15 @@ import click
 
 from failover.cli import report
 from failover.cli.app import cli, config_option, load_settings
+from failover.cli.interrupt import Interrupt
+from failover.cli.progress import LiveSteps
 from failover.config import Group
 from failover.core.decide import Facts, manual_refusal, manual_target
 from failover.core.durations import when
 from failover.core.errors import (
     RefusedError,
 )
-from failover.core.model import Step
-from failover.core.ports import StepRecord, Store
+from failover.core.ports import Store
 from failover.wiring import lease_refusal, leased, wired
 
 
@@ -55,9 +55,15 @@ def move(
         raise click.UsageError(
             "refusing to move without confirmation: stdin is not a TTY; pass --yes"
         )
-    live = _live_printer() if sys.stdout.isatty() else None
+    live = LiveSteps() if sys.stdout.isatty() else None
+    interrupt = Interrupt()
     with (
-        wired(settings, on_step=live) as w,
+        wired(
+            settings,
+            on_step=live.on_step if live else None,
+            on_wait=live.on_wait if live else None,
+            stop=interrupt.requested,
+        ) as w,
         leased(w, [] if dry_run else [group.name]) as refused,
     ):
         if refused:
@@ -75,7 +81,8 @@ def move(
                 click.echo("  it will be finished first (the journal replays it against AWS)")
                 target = target or pending[-1].target
             else:
-                results = w.engine.resume(group, force=force)
+                with interrupt.catching():
+                    results = w.engine.resume(group, force=force)
                 for result in results:
                     click.echo(f"  finished: {group.resource} is on {result.target}")
                 if target is None or target in {r.target for r in results}:
@@ -101,11 +108,13 @@ def move(
         click.echo(report.plan_text(view, plan, group.resource))
         if dry_run:
             return
-        if not yes:
-            click.confirm("proceed?", abort=True)
-        result = w.engine.move(
-            group, target=plan.target, force=force, reason=f"manual move to {plan.target}"
-        )
+        if not yes and not click.confirm("proceed?"):
+            click.echo(f"group {group.name}: not moved")
+            raise SystemExit(1)
+        with interrupt.catching():
+            result = w.engine.move(
+                group, target=plan.target, force=force, reason=f"manual move to {plan.target}"
+            )
         if force and facts.held:
             state = w.store.load_group_state(group.name)
             w.store.save_group_state(replace(state, held=False, held_reason="", status="ok"))
@@ -130,20 +139,3 @@ def _facts(store: Store, group: Group, now: float) -> Facts:
         held=state.held,
         held_reason=state.held_reason,
     )
-
-
-def _live_printer() -> Callable[[Step | None, StepRecord], None]:
-    """Each step as it runs, with its elapsed time (TTY only)."""
-
-    def show(step: Step | None, event: StepRecord) -> None:
-        if event.phase == "started":
-            click.echo(f"  ... {event.description}", nl=True)
-        elif event.phase == "done":
-            extra = f" ({event.detail})" if event.detail else ""
-            click.echo(f"  ok  {event.description} [{event.elapsed_s:.2f}s]{extra}")
-        elif event.phase == "failed":
-            click.echo(f"  FAIL {event.description} [{event.elapsed_s:.2f}s]: {event.detail}")
-        elif event.phase == "skipped":
-            click.echo(f"  --  {event.description} (already true)")
-
-    return show

@@ -10,6 +10,7 @@ import click
 
 from failover import config as config_module
 from failover.cli.app import cli, config_option, load_settings
+from failover.cli.interrupt import Interrupt
 from failover.coord.statelock import claim, state_lock
 from failover.ops import sdnotify
 from failover.probes import run_probes
@@ -86,8 +87,13 @@ def check(dry_run: bool, config_path: Path | None) -> None:
     if settings.state.backend == "sqlite" and not dry_run:
         lock = state_lock(settings.state.path)
         claim(lock, settings.state.path, "a failover daemon or another check")
+    interrupt = Interrupt()
     try:
-        with wired(settings) as w, leased(w, names) as refused, runtime(settings) as rt:
+        with (
+            wired(settings, stop=interrupt.requested) as w,
+            leased(w, names) as refused,
+            runtime(settings) as rt,
+        ):
             monitor = Monitor(
                 w.cloud,
                 w.store,
@@ -97,7 +103,8 @@ def check(dry_run: bool, config_path: Path | None) -> None:
                 after_move=rt.after_move,
             )
             mine = [g for g in settings.groups if g.name not in refused]
-            outcomes = monitor.run_pass(mine, dry_run=dry_run) if mine else []
+            with interrupt.catching():
+                outcomes = monitor.run_pass(mine, dry_run=dry_run) if mine else []
     finally:
         if lock is not None:
             lock.release()
@@ -105,5 +112,8 @@ def check(dry_run: bool, config_path: Path | None) -> None:
         click.echo(outcome.summary())
     for name in refused:
         click.echo(f"{name}: refused: another orchestrator holds the lease of group {name}")
+    if (signum := interrupt.requested()) is not None:
+        # Each move the signal stopped said so above (which step, how to finish it).
+        raise SystemExit(128 + signum)
     codes = {o.exit_code for o in outcomes} | ({3} if refused else set())
     raise SystemExit(1 if 1 in codes else 3 if 3 in codes else 0)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from failover.core.decide import Decision, Facts, decide, network_suspect, update_health
-from failover.core.errors import FailoverError, RefusedError
+from failover.core.errors import FailoverError, MoveInterruptedError, RefusedError
 from failover.core.model import GroupView, Instance
 from failover.core.ports import Clock, Cloud, GroupMemory, GroupState, MemberHealth, Store
 from failover.probes import ProbeResult, ProbeTarget, probe_targets, run_probes
@@ -31,6 +31,7 @@ Prober = Callable[[Sequence[ProbeTarget]], list[ProbeResult]]
 # 3 refused by a safety rule, 0 otherwise.
 _SEVERITY = {
     "failed": 1,
+    "interrupted": 1,
     "degraded": 1,
     "refused": 3,
     "cooldown": 3,
@@ -46,7 +47,7 @@ class GroupOutcome:
 
     group: str
     decision: Decision
-    outcome: str  # stay | moved | would-move | failed | refused | degraded | cooldown | hold | held | suspect
+    outcome: str  # stay | moved | would-move | failed | interrupted | refused | degraded | cooldown | hold | held | suspect
     active: str | None
     result: MoveResult | None = None
     error: str = ""
@@ -65,6 +66,8 @@ class GroupOutcome:
             )
         if self.outcome == "failed":
             return f"{self.group}: FAILED: {self.error}"
+        if self.outcome == "interrupted":
+            return f"{self.group}: INTERRUPTED: {self.error}"
         if self.outcome == "refused":
             return f"{self.group}: refused: {self.error}"
         return f"{self.group}: {self.outcome}: {self.decision.reason}"
@@ -313,6 +316,10 @@ class Monitor:
         except RefusedError as exc:
             self._alert("move-refused", group.name, str(exc))
             return GroupOutcome(group.name, decision, "refused", None, error=str(exc))
+        except MoveInterruptedError as exc:
+            if exc.unfinished:  # the resource may be owned by nobody until the next run
+                self._alert("move-failed", group.name, str(exc))
+            return GroupOutcome(group.name, decision, "interrupted", None, error=str(exc))
         except FailoverError as exc:
             self._alert("move-failed", group.name, str(exc))
             return GroupOutcome(group.name, decision, "failed", None, error=str(exc))
