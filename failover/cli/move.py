@@ -18,7 +18,10 @@ from failover.core.durations import when
 from failover.core.errors import (
     RefusedError,
 )
+from failover.core.planner import candidates
 from failover.core.ports import Store
+from failover.probes import run_probes
+from failover.service.freshness import fresh_health
 from failover.wiring import lease_refusal, leased, wired
 
 
@@ -87,12 +90,28 @@ def move(
                     click.echo(f"  finished: {group.resource} is on {result.target}")
                 if target is None or target in {r.target for r in results}:
                     return
-        health = w.store.load_health(group.name)
         view = w.cloud.observe(group, with_status=True)
+        # A verdict older than one interval is probed again before the move trusts it.
+        health = fresh_health(
+            group,
+            view,
+            w.store.load_health(group.name),
+            [target] if target else candidates(view, group),
+            now=w.engine.clock.now(),
+            prober=run_probes,
+        )
         chosen = target or manual_target(view, group, health)
         if chosen is None:
+            sick = [
+                f"{i}: {h.reason}"
+                for i in candidates(view, group)
+                if (h := health.get(i)) is not None and not h.healthy
+            ]
             raise RefusedError(
-                group.name, group.resource, "no other member is healthy, running and in the AZ"
+                group.name,
+                group.resource,
+                "no other member is healthy, running and in the AZ"
+                + (f" ({'; '.join(sick)})" if sick else ""),
             )
         _, plan = w.engine.preview(group, chosen)
         if not plan.steps:

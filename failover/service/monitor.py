@@ -7,7 +7,7 @@ here, so a group is judged the same way however the orchestrator is run.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -86,6 +86,45 @@ def ec2_verdict(instance: Instance) -> tuple[bool, str]:
     if instance.status_ok is False:
         return False, "ec2: status checks impaired"
     return False, "ec2: no status-check verdict yet"
+
+
+def verdicts(
+    pairs: Sequence[tuple[Group, GroupView]],
+    prober: Prober,
+    *,
+    only: Collection[str] | None = None,
+) -> dict[tuple[str, str], tuple[bool, str]]:
+    """(group, instance) -> (ok, reason): one probe of every check of each member, folded.
+
+    The `ec2` check reads the view's state and status checks; the others probe now.
+    `only` limits it to those instances (a manual move re-probing its candidates).
+    """
+    targets: list[ProbeTarget] = []
+    for group, view in pairs:
+        addresses = {m.instance_id: m.private_ip or "" for m in view.members}
+        targets += [
+            t for t in probe_targets(group, addresses) if only is None or t.instance_id in only
+        ]
+    results = prober(targets) if targets else []
+    failures: dict[tuple[str, str], list[str]] = {}
+    for r in results:
+        failures.setdefault((r.group, r.instance_id), [])
+        if not r.ok:
+            failures[(r.group, r.instance_id)].append(f"{r.check} {r.reason}")
+    out: dict[tuple[str, str], tuple[bool, str]] = {}
+    for group, view in pairs:
+        has_ec2 = any(c.type == "ec2" for c in group.checks)
+        for member in view.members:
+            if only is not None and member.instance_id not in only:
+                continue
+            key = (group.name, member.instance_id)
+            bad = list(failures.get(key, []))
+            if has_ec2:
+                ok, why = ec2_verdict(member)
+                if not ok:
+                    bad.insert(0, why)
+            out[key] = (not bad, "; ".join(bad) if bad else "all checks passed")
+    return out
 
 
 class Monitor:
@@ -201,29 +240,7 @@ class Monitor:
         self, groups: Sequence[Group], views: dict[str, GroupView]
     ) -> dict[tuple[str, str], tuple[bool, str]]:
         """(group, instance) -> (ok, reason), every check of a member folded into one verdict."""
-        targets: list[ProbeTarget] = []
-        for group in groups:
-            view = views[group.name]
-            addresses = {m.instance_id: m.private_ip or "" for m in view.members}
-            targets += probe_targets(group, addresses)
-        results = self._probe(targets) if targets else []
-        failures: dict[tuple[str, str], list[str]] = {}
-        for r in results:
-            failures.setdefault((r.group, r.instance_id), [])
-            if not r.ok:
-                failures[(r.group, r.instance_id)].append(f"{r.check} {r.reason}")
-        verdicts: dict[tuple[str, str], tuple[bool, str]] = {}
-        for group in groups:
-            has_ec2 = any(c.type == "ec2" for c in group.checks)
-            for member in views[group.name].members:
-                key = (group.name, member.instance_id)
-                bad = list(failures.get(key, []))
-                if has_ec2:
-                    ok, why = ec2_verdict(member)
-                    if not ok:
-                        bad.insert(0, why)
-                verdicts[key] = (not bad, "; ".join(bad) if bad else "all checks passed")
-        return verdicts
+        return verdicts([(g, views[g.name]) for g in groups], self._probe)
 
     def _fold_health(
         self,
