@@ -175,14 +175,18 @@ def lease_refusal(group: Group) -> LeaseLostError:
     )
 
 
-def open_store(state: StateSettings, aws: AwsSettings | None = None) -> Store:
+def open_store(
+    state: StateSettings, aws: AwsSettings | None = None, *, read_only: bool = False
+) -> Store:
     """Open the store `state.backend` names; ConfigError if it cannot be used.
 
     The DynamoDB backend reaches AWS as `aws` says (boto3's defaults and environment
     when None) and checks that `state.table` exists with failover's key schema.
+    `read_only` (status, history): the SQLite file is opened without creating or
+    writing anything, so a read-only state directory works.
     """
     if state.backend == "sqlite":
-        return SqliteStore(state.path)
+        return SqliteStore(state.path, read_only=read_only)
     if state.backend == "dynamodb":
         from failover.aws.dynamodb import DynamoTable  # only this backend needs it
 

@@ -3,6 +3,7 @@
     FailoverError                       exit 1 unless a subclass says otherwise
     ├── ConfigError                     exit 2: bad usage or invalid config, nothing touched
     ├── RefusedError                    exit 3: a safety rule said no, nothing touched
+    ├── StateBusyError                  exit 3: another process holds the state's write lock
     │   └── LeaseLostError              another orchestrator holds (or took) the group's lease
     ├── MoveFailedError                 exit 1: a move could not finish (what was done is in the journal)
     │   └── StuckDetachError            a graceful detach hangs and Force is not allowed
@@ -39,6 +40,12 @@ class RefusedError(FailoverError):
     def __init__(self, group: str, resource: str, rule: str) -> None:
         self.group, self.resource, self.rule = group, resource, rule
         super().__init__(f"group {group}: {resource}: refused: {rule}")
+
+
+class StateBusyError(FailoverError):
+    """Another process held the state database's write lock for longer than we wait: busy, not bad."""
+
+    exit_code = 3
 
 
 class LeaseLostError(RefusedError):
