@@ -61,7 +61,7 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
     state_dir = Path(os.environ.get("FAILOVER_STATE_DIR", DEFAULT_STATE_DIR))
     settings = lambda_settings(config_module.load(config_path()), state_dir)
     with wired(settings) as w:
-        monitor = Monitor(w.cloud, w.store, w.engine, w.engine.clock)
+        monitor = Monitor(w.cloud, w.store, w.engine, w.engine.clock, region=w.cloud.region)
         outcomes = monitor.run_pass(settings.groups)
     groups = [
         {

@@ -13,12 +13,13 @@ from failover.cli.app import cli, config_option, load_settings
 from failover.cli.interrupt import Interrupt
 from failover.cli.progress import LiveSteps
 from failover.config import Group
-from failover.core.decide import Facts, manual_refusal, manual_target
+from failover.core.decide import Facts, absent_text, manual_refusal, manual_target
 from failover.core.durations import when
 from failover.core.errors import (
+    ConfigError,
     RefusedError,
 )
-from failover.core.planner import candidates
+from failover.core.planner import absence, candidates
 from failover.core.ports import Store
 from failover.probes import run_probes
 from failover.service.freshness import fresh_health
@@ -91,6 +92,8 @@ def move(
                 if target is None or target in {r.target for r in results}:
                     return
         view = w.cloud.observe(group, with_status=True)
+        if (absent := absence(view, group)) is not None:
+            raise ConfigError(f"group {group.name}: {absent_text(absent, w.cloud.region)}")
         # A verdict older than one interval is probed again before the move trusts it.
         health = fresh_health(
             group,

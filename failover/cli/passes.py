@@ -51,6 +51,7 @@ def run(config_path: Path | None) -> None:
                 on_health=rt.on_health,
                 on_move=rt.on_move,
                 after_move=rt.after_move,
+                region=w.cloud.region,
             )
             daemon = Daemon(
                 settings,
@@ -101,6 +102,7 @@ def check(dry_run: bool, config_path: Path | None) -> None:
                 w.engine.clock,
                 alert=rt.alert,
                 after_move=rt.after_move,
+                region=w.cloud.region,
             )
             mine = [g for g in settings.groups if g.name not in refused]
             with interrupt.catching():

@@ -11,7 +11,9 @@ A group's states, as the daemon and the cron check see them:
                                                                           held ──operator `move --force`──> ok
 
 Rules, in the order they are applied:
-1. A held group moves only when an operator says so.
+1. A held group moves only when an operator says so. A group AWS does not know at all
+   (no member exists, or its resource does not: a wrong region or wrong ids) is
+   `degraded`, named as such, never mistaken for failed members or our own network.
 2. If every member of every group failed in the same pass, suspect our own network.
 3. Nobody owns the resource (a detach finished, an attach never came): move it to the
    best healthy member, at once: leaving it unowned is the one thing worse than a move.
@@ -32,7 +34,7 @@ from typing import TYPE_CHECKING
 
 from failover.core.durations import format_duration
 from failover.core.model import GroupView
-from failover.core.planner import candidates
+from failover.core.planner import absence, candidates
 from failover.core.ports import MemberHealth
 
 if TYPE_CHECKING:
@@ -84,6 +86,7 @@ class Facts:
     held: bool = False
     held_reason: str = ""
     network_suspect: bool = False  # every member of every group failed this pass
+    region: str = ""  # where the orchestrator looks (named when the group is not there)
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,8 @@ def decide(
     policy = group.policy
     if facts.held:
         return Decision("held", f"held for an operator: {facts.held_reason or 'flap limit'}")
+    if (absent := absence(view, group)) is not None:
+        return Decision("degraded", absent_text(absent, facts.region))
     active = view.active
     healthy = _healthy_candidates(view, group, health)
     if active is not None and active not in group.instance_ids:
@@ -180,6 +185,12 @@ def decide(
                     preferred,
                 )
     return Decision("stay", f"active {active} is {_health_text(active_health, policy)}")
+
+
+def absent_text(absent: str, region: str) -> str:
+    """`absence` as the operator reads it: where we looked, and what to check."""
+    where = f"in region {region}" if region else "in this region"
+    return f"{absent} {where}: check aws.region and the ids (`failover validate`)"
 
 
 def network_suspect(results: Sequence[bool]) -> bool:

@@ -143,8 +143,10 @@ class Monitor:
         on_health: Callable[[str, Mapping[str, MemberHealth]], None] | None = None,
         on_move: Callable[[str, str, float], None] | None = None,
         after_move: Callable[[Group, MoveResult, str], None] | None = None,
+        region: str = "",
     ) -> None:
         self.cloud, self.store, self.engine, self.clock = cloud, store, engine, clock
+        self._region = region
         self._probe, self._alert = prober, alert
         self._parallel = max_parallel_moves
         # Metrics and post-move hooks observe; a move never waits on them.
@@ -166,7 +168,9 @@ class Monitor:
         views = self._observe(groups, ec2_due=ec2_due)
         verdicts = self._probe_all(groups, views)
         now = self.clock.now()
-        suspect = network_suspect([ok for ok, _ in verdicts.values()])
+        # A member AWS does not know (a wrong region, a wrong id) says nothing of our network.
+        known = {(g.name, m.instance_id) for g in groups for m in views[g.name].members if m.exists}
+        suspect = network_suspect([ok for key, (ok, _) in verdicts.items() if key in known])
         if suspect:
             self._alert(
                 "suspect",
@@ -186,6 +190,7 @@ class Monitor:
                 held=state.held,
                 held_reason=state.held_reason,
                 network_suspect=suspect,
+                region=self._region,
             )
             decision = decide(views[group.name], group, health, facts)
             log.info("group %s: %s: %s", group.name, decision.action, decision.reason)

@@ -591,3 +591,30 @@ def test_a_resource_on_a_non_member_is_degraded_never_taken_back() -> None:
     assert decision.action == "degraded"
     assert outsider in decision.reason
     assert decision.target is None
+
+
+def test_a_group_aws_does_not_know_is_degraded_naming_the_region_not_a_network_fault() -> None:
+    """Rule: no member exists (a wrong region or ids): degraded, saying so, even on a suspect pass."""
+    from failover.config import parse
+
+    group = parse(
+        {
+            "groups": [
+                {
+                    "name": "g",
+                    "mode": "eip",
+                    "eip": "eipalloc-0123456789abcdef0",
+                    "members": ["i-0aaaaaaaaaaaaaaaa", "i-0bbbbbbbbbbbbbbbb"],
+                }
+            ]
+        }
+    ).groups[0]
+    view = GroupView(
+        "g", "eip", tuple(Instance(i, "missing", "") for i in group.instance_ids), address=None
+    )
+    decision = decide(view, group, {}, Facts(now=0.0, network_suspect=True, region="us-west-2"))
+    assert decision.action == "degraded"
+    assert decision.reason == (
+        "none of its instances exist (i-0aaaaaaaaaaaaaaaa, i-0bbbbbbbbbbbbbbbb) in region "
+        "us-west-2: check aws.region and the ids (`failover validate`)"
+    )
