@@ -14,6 +14,7 @@ from failover.cli.interrupt import Interrupt
 from failover.coord.statelock import claim, state_lock
 from failover.ops import sdnotify
 from failover.probes import run_probes
+from failover.service.blindness import Sight
 from failover.service.monitor import Monitor
 from failover.wiring import leased, runtime, wired
 
@@ -33,6 +34,7 @@ def run(config_path: Path | None) -> None:
         logging.getLogger().setLevel(logging.INFO)
     metrics = Metrics()
     heartbeat = Heartbeat(lambda: healthz_max_age(settings.groups))
+    sight = Sight()
     server = None
 
     def on_tick() -> None:
@@ -64,10 +66,13 @@ def run(config_path: Path | None) -> None:
                     (g.name for g in daemon.settings.groups), held
                 ),
                 fence=w.fence,
+                sight=sight,
+                alert=rt.alert,
             )
             daemon.claim()  # before the metrics port: a second daemon is refused, exit 3
             if settings.metrics.enabled:
-                server = metrics.serve(settings.metrics.listen, heartbeat)
+                # Liveness (the loop ticks) and sight (AWS answers) both decide /healthz.
+                server = metrics.serve(settings.metrics.listen, heartbeat, sight.problem)
                 log.info("metrics on %s/metrics, health on %s/healthz", server.url, server.url)
             code = daemon.serve()
             sdnotify.stopping()

@@ -41,6 +41,8 @@ AlertEvent = Literal[
     "held",
     "suspect",
     "after-move-failed",
+    "blind",
+    "recovered",
 ]
 
 

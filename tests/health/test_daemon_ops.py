@@ -6,46 +6,17 @@ and receives its webhook alerts on loopback, and reads AWS state back from outsi
 
 from __future__ import annotations
 
-import json
 import sys
-import threading
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from pathlib import Path
-
-import pytest
 
 from ..conftest import free_port, run_cli
 from .conftest import DaemonProcess, Loopback, Sandbox, wait_until
 
 
-@pytest.fixture
-def webhook() -> Iterator[tuple[str, list[dict[str, str]]]]:
-    """A Slack-style webhook receiver on 127.0.0.1; yields its URL and what it received."""
-    received: list[dict[str, str]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            received.append(json.loads(body))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, format: str, *args: object) -> None:
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
-    server.shutdown()
-    server.server_close()
-    thread.join()
-
-
-def _get(url: str) -> tuple[int, str]:
+def get(url: str) -> tuple[int, str]:
     try:
         with urllib.request.urlopen(url, timeout=5) as reply:
             return reply.status, reply.read().decode()
@@ -81,11 +52,11 @@ def test_daemon_counts_the_move_in_metrics_and_alerts_the_webhook(
     )
     d = daemon(config)
     metrics = f"http://127.0.0.1:{port}"
-    wait_until(lambda: _get(f"{metrics}/healthz")[0] == 200, 30, "/healthz answering 200")
+    wait_until(lambda: get(f"{metrics}/healthz")[0] == 200, 30, "/healthz answering 200")
     wait_until(
         lambda: (
             'failover_member_healthy{group="g",instance="' + world.standbys[0] + '"} 1.0'
-            in _get(f"{metrics}/metrics")[1]
+            in get(f"{metrics}/metrics")[1]
         ),
         30,
         "the standby healthy in /metrics",
@@ -96,12 +67,12 @@ def test_daemon_counts_the_move_in_metrics_and_alerts_the_webhook(
     wait_until(
         lambda: (
             'failover_moves_total{group="g",outcome="succeeded"} 1.0'
-            in _get(f"{metrics}/metrics")[1]
+            in get(f"{metrics}/metrics")[1]
         ),
         15,
         "the move counted as succeeded",
     )
-    text = _get(f"{metrics}/metrics")[1]
+    text = get(f"{metrics}/metrics")[1]
     assert 'failover_member_healthy{group="g",instance="' + world.primary + '"} 0.0' in text
     assert "failover_last_successful_pass_timestamp_seconds" in text
     wait_until(
