@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+# The one-shot commands' budget per call, re-exported: the CLI may not import the client builder.
+from failover.aws.clients import READ_BUDGET_S as READ_BUDGET_S
 from failover.aws.clients import make_client
 from failover.aws.ec2 import Ec2Cloud
 from failover.aws.pacing import Pacer
@@ -101,11 +103,16 @@ class Wiring:
     fence: Fence | None = None  # the groups' leases (dynamodb backend); None: the file lock rules
 
 
-def make_cloud(settings: Settings, clock: SystemClock) -> Ec2Cloud:
-    """The EC2 adapter, its calls paced to EC2's token buckets on the real clock."""
+def make_cloud(
+    settings: Settings, clock: SystemClock, *, budget_s: float | None = None
+) -> Ec2Cloud:
+    """The EC2 adapter, its calls paced to EC2's token buckets on the real clock.
+
+    `budget_s` (READ_BUDGET_S for status, check and validate): no call takes longer.
+    """
     return Ec2Cloud(
-        make_client(settings.aws, "ec2"),
-        make_client(settings.aws, "sts"),
+        make_client(settings.aws, "ec2", budget_s),
+        make_client(settings.aws, "sts", budget_s),
         clock.now,
         Pacer(clock.monotonic, clock.sleep),
     )
@@ -119,15 +126,17 @@ def wired(
     daemon: bool = False,
     stop: StopRequest | None = None,
     on_wait: WaitListener | None = None,
+    budget_s: float | None = None,
 ) -> Iterator[Wiring]:
     """Build clients, the store and the engine; close the store afterwards.
 
     `daemon`: this process takes a share of the groups (`run`); one-shot commands hold
     only the leases they take. `stop`: the command's stop request, read by the engine at
-    every step boundary; `on_wait`: a wait's progress (a TTY shows it).
+    every step boundary; `on_wait`: a wait's progress (a TTY shows it); `budget_s`: the
+    longest one EC2 call may take (see failover/aws/clients.py).
     """
     clock = SystemClock()
-    cloud = make_cloud(settings, clock)
+    cloud = make_cloud(settings, clock, budget_s=budget_s)
     store = open_store(settings.state, settings.aws)
     try:
         fence = make_fence(settings, clock, daemon=daemon)

@@ -16,7 +16,7 @@ from failover.ops import sdnotify
 from failover.probes import run_probes
 from failover.service.blindness import Sight
 from failover.service.monitor import Monitor
-from failover.wiring import leased, runtime, wired
+from failover.wiring import READ_BUDGET_S, leased, runtime, wired
 
 log = logging.getLogger("failover")
 
@@ -96,7 +96,7 @@ def check(dry_run: bool, config_path: Path | None) -> None:
     interrupt = Interrupt()
     try:
         with (
-            wired(settings, stop=interrupt.requested) as w,
+            wired(settings, stop=interrupt.requested, budget_s=READ_BUDGET_S) as w,
             leased(w, names) as refused,
             runtime(settings) as rt,
         ):

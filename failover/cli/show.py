@@ -10,7 +10,7 @@ import click
 from failover.cli import report
 from failover.cli.app import cli, config_option, load_settings
 from failover.ops.clock import SystemClock
-from failover.wiring import make_cloud, open_store
+from failover.wiring import READ_BUDGET_S, make_cloud, open_store
 
 
 @cli.command()
@@ -26,7 +26,7 @@ def status(as_json: bool, config_path: Path | None) -> None:
     and when each was last probed; exit 1 when a group is unowned, failed, down or degraded."""
     settings = load_settings(config_path)
     clock = SystemClock()
-    cloud = make_cloud(settings, clock)
+    cloud = make_cloud(settings, clock, budget_s=READ_BUDGET_S)
     store = open_store(settings.state, settings.aws, read_only=True)
     try:
         groups = []

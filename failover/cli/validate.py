@@ -18,7 +18,7 @@ from failover.core.errors import (
 from failover.core.model import Mode
 from failover.core.planner import validation_problems
 from failover.ops.clock import SystemClock
-from failover.wiring import create_state_table, make_cloud
+from failover.wiring import READ_BUDGET_S, create_state_table, make_cloud
 
 
 @cli.command()
@@ -45,7 +45,7 @@ def validate(offline: bool, create_table: bool, config_path: Path | None) -> Non
         click.echo(f"{settings.source}: valid ({len(settings.groups)} groups)")
         return
     clock = SystemClock()
-    cloud = make_cloud(settings, clock)
+    cloud = make_cloud(settings, clock, budget_s=READ_BUDGET_S)
     problems: list[str] = []
     notes: list[str] = []
     for group in settings.groups:
