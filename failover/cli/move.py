@@ -23,7 +23,7 @@ from failover.core.planner import absence, candidates
 from failover.core.ports import Store
 from failover.probes import run_probes
 from failover.service.freshness import fresh_health
-from failover.wiring import lease_refusal, leased, wired
+from failover.wiring import READ_BUDGET_S, lease_refusal, leased, wired
 
 
 @cli.command()
@@ -67,6 +67,7 @@ def move(
             on_step=live.on_step if live else None,
             on_wait=live.on_wait if live else None,
             stop=interrupt.requested,
+            budget_s=READ_BUDGET_S,  # no one call may eat the move's deadline
         ) as w,
         leased(w, [] if dry_run else [group.name]) as refused,
     ):

@@ -1,4 +1,4 @@
-"""Every read is bounded: a black-holed endpoint fails status, check and validate within the budget.
+"""Every read is bounded: a black-holed endpoint fails status, check, validate and move in budget.
 
 The endpoint is a loopback TCP server that accepts and never answers (what a dead proxy
 or a stuck load balancer does). Before, botocore waited 10 s x 8 attempts plus backoff.
@@ -84,9 +84,11 @@ def test_the_budgeted_client_fits_the_budget_in_the_worst_case() -> None:
 
 
 @pytest.mark.process
-@pytest.mark.parametrize("command", ["status", "check", "validate"])
+@pytest.mark.parametrize(
+    "command", [("status",), ("check",), ("validate",), ("move", "g", "--yes")], ids=str
+)
 def test_a_black_holed_endpoint_fails_the_command_within_its_budget_in_one_line(
-    black_hole: BlackHole, tmp_path: Path, command: str
+    black_hole: BlackHole, tmp_path: Path, command: tuple[str, ...]
 ) -> None:
     """Rule: a read that gets no answer gives up within READ_BUDGET_S: exit 1, one line naming
     the endpoint; the endpoint saw only the attempts the budget allows."""
@@ -106,7 +108,7 @@ def test_a_black_holed_endpoint_fails_the_command_within_its_budget_in_one_line(
         },
     )
     # The process timeout is a hang guard only; the bound is what the endpoint saw.
-    done = run_cli(command, "--config", str(config), timeout=READ_BUDGET_S + 30)
+    done = run_cli(*command, "--config", str(config), timeout=READ_BUDGET_S + 30)
     assert done.returncode == 1, done.stdout + done.stderr
     assert "Traceback" not in done.stdout + done.stderr
     (line,) = done.stderr.splitlines()
