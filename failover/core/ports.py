@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class StepRecord:
-    """One step of a journaled move: `phase` is started, done, skipped or failed."""
+    """One step of a journaled move: `phase` is started, done, skipped, failed or interrupted."""
 
     kind: str
     description: str

@@ -388,7 +388,7 @@ class Engine:
             None,
             record,
             events,
-            StepRecord("interrupted", f"stopped by {name}", "done", self.clock.now()),
+            StepRecord("interrupted", f"stopped by {name}", "interrupted", self.clock.now()),
         )
         aws_now = ""
         try:
