@@ -30,12 +30,13 @@ from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from failover import config as config_module
-from failover.core.errors import ConfigError, FailoverError
+from failover.core.errors import CloudError, ConfigError, FailoverError
+from failover.service.blindness import Change, Sight
 
 if TYPE_CHECKING:
     from failover.config import Group, Settings
     from failover.coord.fence import Fence
-    from failover.service.monitor import Monitor
+    from failover.service.monitor import Alert, Monitor
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +67,13 @@ class Daemon:
         on_pass: Callable[[], None] | None = None,
         on_leases: Callable[[Collection[str]], None] | None = None,
         fence: Fence | None = None,
+        sight: Sight | None = None,
+        alert: Alert | None = None,
     ) -> None:
         self.settings, self.config_path, self.monitor = settings, config_path, monitor
+        # Passes that could not read AWS: blind after a few in a row (alerted, /healthz 503).
+        self.sight = sight or Sight()
+        self._alert = alert
         # The fence says which groups are ours (None: all of them, for an embedded daemon).
         self._fence = fence
         self._spreader = None
@@ -191,6 +197,17 @@ class Daemon:
                 replace_existing=True,
             )
 
+    def _saw_aws(self, change: Change | None) -> None:
+        """Say a change of sight once: a blind daemon alerts; a recovered one logs and alerts."""
+        if change is None:
+            return
+        if self._alert is not None:
+            self._alert(change.event, "*", change.message)  # its chain logs it too
+        elif change.event == "blind":
+            log.error("%s", change.message)
+        else:
+            log.warning("%s", change.message)
+
     def rebalance(self) -> None:
         """One Spreader round: renew, take and give back leases (and hand over those asked
         for); the fence learns the result."""
@@ -199,6 +216,9 @@ class Daemon:
         before = set(self._fence.tokens())
         try:
             held = self._spreader.rebalance([g.name for g in self.settings.groups])
+        except FailoverError as exc:
+            log.error("lease round failed: %s; keeping what the leases still grant", exc)
+            return
         except Exception:
             log.exception("lease round failed; keeping what the leases still grant")
             return
@@ -248,7 +268,11 @@ class Daemon:
             return False
 
     def _tick(self, groups: list[Group], interval: float) -> None:
-        """One scheduled pass; the only catch-all: a bad pass must not kill the daemon."""
+        """One scheduled pass; the only catch-all: a bad pass must not kill the daemon.
+
+        AWS's own errors are expected (one line, counted towards blindness); anything
+        else is a bug and keeps its traceback.
+        """
         if self._stop.is_set():
             return
         if self._fence is not None:
@@ -260,8 +284,15 @@ class Daemon:
             for outcome in outcomes:
                 if outcome.outcome not in ("stay",):
                     log.info("%s", outcome.summary())
+            if groups:
+                self._saw_aws(self.sight.pass_succeeded())
             if self._on_pass is not None:
                 self._on_pass()
+        except CloudError as exc:
+            log.error("health pass could not read AWS: %s; the next one runs on schedule", exc)
+            self._saw_aws(self.sight.pass_failed(f"{exc.action}: {exc.code}"))
+        except FailoverError as exc:
+            log.error("health pass failed: %s; the next one runs on schedule", exc)
         except Exception:
             log.exception("health pass failed; the next one runs on schedule")
         finally:

@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+# The one-shot commands' budget per call, re-exported: the CLI may not import the client builder.
+from failover.aws.clients import READ_BUDGET_S as READ_BUDGET_S
 from failover.aws.clients import make_client
 from failover.aws.ec2 import Ec2Cloud
 from failover.aws.pacing import Pacer
@@ -28,7 +30,7 @@ from failover.ops.clock import SystemClock
 from failover.ops.hooks import AfterMoveRunner
 from failover.ops.notify import Notifier, chain
 from failover.probes import run_probes
-from failover.service.engine import Engine
+from failover.service.engine import Engine, StopRequest, WaitListener
 from failover.service.monitor import Monitor, Prober
 from failover.service.switchover import Alert, FreshHealth, Switchover, log_alert
 from failover.store import DynamoStore, SqliteStore
@@ -107,11 +109,16 @@ class Wiring:
     fence: Fence  # the groups' leases (dynamodb) or claims (sqlite) this process holds
 
 
-def make_cloud(settings: Settings, clock: SystemClock) -> Ec2Cloud:
-    """The EC2 adapter, its calls paced to EC2's token buckets on the real clock."""
+def make_cloud(
+    settings: Settings, clock: SystemClock, *, budget_s: float | None = None
+) -> Ec2Cloud:
+    """The EC2 adapter, its calls paced to EC2's token buckets on the real clock.
+
+    `budget_s` (READ_BUDGET_S for status, check and validate): no call takes longer.
+    """
     return Ec2Cloud(
-        make_client(settings.aws, "ec2"),
-        make_client(settings.aws, "sts"),
+        make_client(settings.aws, "ec2", budget_s),
+        make_client(settings.aws, "sts", budget_s),
         clock.now,
         Pacer(clock.monotonic, clock.sleep),
     )
@@ -125,15 +132,21 @@ def wired(
     daemon: bool = False,
     driver: str = "",
     os_user: str | None = None,
+    stop: StopRequest | None = None,
+    on_wait: WaitListener | None = None,
+    budget_s: float | None = None,
 ) -> Iterator[Wiring]:
     """Build clients, the store, the fence and the engine; close the store afterwards.
 
     `daemon`: this process takes a share of the groups (`run`; with SQLite it holds the
     state file's lock, so it is the only daemon there); one-shot commands hold only the
     leases they take. `driver` and `os_user` go into the history of every move begun here.
+    `stop`: the command's stop request, read by the engine at
+    every step boundary; `on_wait`: a wait's progress (a TTY shows it); `budget_s`: the
+    longest one EC2 call may take (see failover/aws/clients.py).
     """
     clock = SystemClock()
-    cloud = make_cloud(settings, clock)
+    cloud = make_cloud(settings, clock, budget_s=budget_s)
     store = open_store(settings.state, settings.aws)
     try:
         fence = make_fence(settings, clock, store, daemon=daemon)
@@ -146,6 +159,8 @@ def wired(
             token_of=fence.token,
             driver=driver,
             os_user=os_user,
+            stop=stop,
+            on_wait=on_wait,
         )
         yield Wiring(settings, cloud, store, engine, fence)
     finally:
@@ -226,17 +241,22 @@ def make_monitor(w: Wiring, rt: Runtime, *, prober: Prober = run_probes) -> Moni
         on_move=rt.on_move,
         after_move=rt.after_move,
         fence=w.fence,
+        region=w.cloud.region,
     )
 
 
-def open_store(state: StateSettings, aws: AwsSettings | None = None) -> Store:
+def open_store(
+    state: StateSettings, aws: AwsSettings | None = None, *, read_only: bool = False
+) -> Store:
     """Open the store `state.backend` names; ConfigError if it cannot be used.
 
     The DynamoDB backend reaches AWS as `aws` says (boto3's defaults and environment
     when None) and checks that `state.table` exists with failover's key schema.
+    `read_only` (status, history): the SQLite file is opened without creating or
+    writing anything, so a read-only state directory works.
     """
     if state.backend == "sqlite":
-        return SqliteStore(state.path)
+        return SqliteStore(state.path, read_only=read_only)
     if state.backend == "dynamodb":
         from failover.aws.dynamodb import DynamoTable  # only this backend needs it
 

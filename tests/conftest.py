@@ -65,8 +65,9 @@ def run_cli(
     timeout: float = 120,
     input_text: str | None = None,
     env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run the real `failover` CLI as a process; stdin is not a TTY."""
+    """Run the real `failover` CLI as a process (in `cwd` when given); stdin is not a TTY."""
     return subprocess.run(
         failover_cmd(*args),
         capture_output=True,
@@ -76,6 +77,7 @@ def run_cli(
         stdin=None if input_text is not None else subprocess.DEVNULL,
         env=cli_env(env),
         check=False,
+        cwd=cwd,
     )
 
 

@@ -1,4 +1,11 @@
-"""Build the boto3 clients failover uses, from the config; called by the CLI only."""
+"""Build the boto3 clients failover uses, from the config; called by the wiring only.
+
+Every call is bounded. The daemon uses the config's `max_attempts` (its passes retry
+anyway, and a blind daemon says so). The one-shot commands that read to report (status,
+check, validate) give up on an endpoint within READ_BUDGET_S: short timeouts, and only
+as many attempts as fit the budget in the worst case (each attempt timing out, and
+botocore's longest backoff between them).
+"""
 
 from __future__ import annotations
 
@@ -13,24 +20,58 @@ from failover.core.errors import ConfigError
 if TYPE_CHECKING:
     from failover.config import AwsSettings
 
+CONNECT_TIMEOUT_S = 3.0
+READ_TIMEOUT_S = 10.0
+# status, check and validate give up on an endpoint within this (README, "Bounded calls").
+READ_BUDGET_S = 15.0
+BUDGET_CONNECT_TIMEOUT_S = 2.0
+BUDGET_READ_TIMEOUT_S = 5.0
+# botocore's standard retry: before attempt i + 1, at most min(2 ** (i - 1), 20) seconds.
+_MAX_BACKOFF_S = 20.0
 
-# One attempt of a call: connecting, then waiting for the answer. A move ends at most one
-# attempt after its move_timeout (failover/aws/bounds.py).
-CONNECT_TIMEOUT_S = 3
-READ_TIMEOUT_S = 10
+
+def worst_case_s(attempts: int, connect_s: float, read_s: float) -> float:
+    """The longest one call can take: every attempt times out, every backoff is the longest."""
+    backoffs = sum(min(2.0 ** (i - 1), _MAX_BACKOFF_S) for i in range(1, attempts))
+    return attempts * (connect_s + read_s) + backoffs
 
 
-def make_client(aws: AwsSettings, service: str) -> Any:
+def attempts_within(budget_s: float, connect_s: float, read_s: float, most: int) -> int:
+    """The most attempts (at least one, at most `most`) whose worst case fits in `budget_s`."""
+    attempts = 1
+    while attempts < most and worst_case_s(attempts + 1, connect_s, read_s) <= budget_s:
+        attempts += 1
+    return attempts
+
+
+def client_config(aws: AwsSettings, budget_s: float | None = None) -> Config:
+    """botocore's retry mode from the config, with timeouts; fitted to `budget_s` when given."""
+    if budget_s is None:
+        return Config(
+            retries={"mode": aws.retry_mode, "max_attempts": aws.max_attempts},
+            connect_timeout=CONNECT_TIMEOUT_S,
+            read_timeout=READ_TIMEOUT_S,
+        )
+    # botocore's `max_attempts` counts retries (the config passes it as such above);
+    # `total_max_attempts` counts the first request too, which is what the budget bounds.
+    attempts = attempts_within(
+        budget_s, BUDGET_CONNECT_TIMEOUT_S, BUDGET_READ_TIMEOUT_S, aws.max_attempts + 1
+    )
+    return Config(
+        retries={"mode": aws.retry_mode, "total_max_attempts": attempts},
+        connect_timeout=BUDGET_CONNECT_TIMEOUT_S,
+        read_timeout=BUDGET_READ_TIMEOUT_S,
+    )
+
+
+def make_client(aws: AwsSettings, service: str, budget_s: float | None = None) -> Any:
     """A client for `service` with botocore's retry mode from the config and short timeouts.
 
     Botocore's retries absorb throttling per call (standard or adaptive mode); the
     timeouts keep a dead endpoint from eating the move's whole deadline on one call.
+    `budget_s`: no call takes longer than this, whatever the endpoint does.
     """
-    config = Config(
-        retries={"mode": aws.retry_mode, "max_attempts": aws.max_attempts},
-        connect_timeout=CONNECT_TIMEOUT_S,
-        read_timeout=READ_TIMEOUT_S,
-    )
+    config = client_config(aws, budget_s)
     try:
         session = boto3.session.Session(profile_name=aws.profile, region_name=aws.region)
         make: Any = session.client  # one builder for every service; callers know the type

@@ -72,6 +72,11 @@ class Ec2Cloud:
         with bounds.bounded(time_left):
             yield
 
+    @property
+    def region(self) -> str:
+        """The Region the EC2 client talks to (named when the group's ids are not found there)."""
+        return str(self._ec2.meta.region_name or "")
+
     def _call(self, action: str, resource: str, fn: Callable[..., T], **params: Any) -> T:
         try:
             return fn(**params)

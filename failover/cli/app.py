@@ -1,14 +1,18 @@
 """The `failover` command group, its shared options, and the one place errors become a line and an exit code.
 
 Every error leaves as one line on stderr and the exit code DESIGN.md promises:
-0 ok, 1 failed, 2 bad usage or config (nothing touched), 3 refused by a safety rule.
+0 ok, 1 failed, 2 bad usage or config (nothing touched), 3 refused by a safety rule,
+130 / 143 stopped by SIGINT / SIGTERM. Nothing here claims what AWS holds: the commands
+that change AWS say it themselves (see failover/cli/interrupt.py).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -16,6 +20,7 @@ from typing import Any, TypeVar
 import click
 
 from failover import config as config_module
+from failover.cli.interrupt import Terminated, terminate_at_once
 from failover.config import Settings
 from failover.core.errors import (
     FailoverError,
@@ -51,6 +56,7 @@ _QUIET_LOGGERS = {
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="failover", prog_name="failover", message="%(prog)s %(version)s")
 @click.option(
     "--log-level", default="warning", type=click.Choice(["debug", "info", "warning", "error"])
 )
@@ -81,11 +87,28 @@ def demo() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the command, turn every error into one line and an exit code."""
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, terminate_at_once) if in_main else None
+    try:
+        return _run(argv)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(argv: list[str] | None) -> int:
     try:
         cli.main(args=argv, prog_name="failover", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("failover: aborted, nothing changed", err=True)
+    except click.exceptions.Abort as exc:
+        # click turns Ctrl-C into Abort; either way only the command knows what AWS holds.
+        if isinstance(exc.__context__, KeyboardInterrupt):
+            click.echo("failover: interrupted", err=True)
+            return 130
+        click.echo("failover: aborted", err=True)
         return 1
+    except Terminated:
+        click.echo("failover: terminated", err=True)
+        return 143
     except click.UsageError as exc:
         click.echo(f"failover: {exc.format_message()}", err=True)
         return 2

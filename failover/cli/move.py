@@ -11,21 +11,26 @@ from __future__ import annotations
 import getpass
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import click
 
 from failover.cli import report
 from failover.cli.app import cli, config_option, load_settings
+from failover.cli.interrupt import Interrupt
+from failover.cli.progress import LiveSteps
 from failover.config import Group
-from failover.core.decide import HELD_BY_OPERATOR, MoveRequest
+from failover.core.decide import HELD_BY_OPERATOR, MoveRequest, absent_text
 from failover.core.durations import when
-from failover.core.errors import LeaseLostError, RefusedError
-from failover.core.model import Step
-from failover.core.ports import StepRecord
+from failover.core.errors import ConfigError, LeaseLostError, RefusedError
+from failover.core.model import GroupView
+from failover.core.planner import absence, candidates
+from failover.core.ports import Clock, MemberHealth
+from failover.probes import run_probes
+from failover.service.freshness import fresh_health
 from failover.service.switchover import GroupOutcome, Switchover
-from failover.wiring import Wiring, leased, make_switchover, runtime, wired
+from failover.wiring import READ_BUDGET_S, Wiring, leased, make_switchover, runtime, wired
 
 
 @cli.command()
@@ -61,20 +66,50 @@ def move(
         raise click.UsageError(
             "refusing to move without confirmation: stdin is not a TTY; pass --yes"
         )
-    live = _live_printer() if sys.stdout.isatty() else None
+    live = LiveSteps() if sys.stdout.isatty() else None
+    interrupt = Interrupt()
     with (
-        wired(settings, on_step=live, driver="move", os_user=os_user()) as w,
+        wired(
+            settings,
+            on_step=live.on_step if live else None,
+            on_wait=live.on_wait if live else None,
+            driver="move",
+            os_user=os_user(),
+            stop=interrupt.requested,
+            budget_s=READ_BUDGET_S,  # no one call may eat the move's deadline
+        ) as w,
         runtime(settings, log_alerts=False) as rt,
     ):
-        switchover = make_switchover(w, rt)
-        chosen = _show_plan(switchover, group, MoveRequest(target, force))
+        switchover = make_switchover(w, rt, fresh_health=_probing_again(w.engine.clock))
+        chosen = _show_plan(switchover, group, MoveRequest(target, force), w.cloud.region)
         if chosen is None or dry_run:
             return
-        if not yes:
-            click.confirm("proceed?", abort=True)
+        if not yes and not click.confirm("proceed?"):
+            click.echo(f"group {group.name}: not moved")
+            raise SystemExit(1)
         # What the operator saw is what is asked for: the target confirmed, not a new choice.
-        outcome = _guarded(w, switchover, group, MoveRequest(chosen, force))
+        with interrupt.catching():
+            outcome = _guarded(w, switchover, group, MoveRequest(chosen, force))
+        if (signum := interrupt.requested()) is not None and outcome.outcome != "moved":
+            # The engine stopped at a step boundary and said where (the move's own line).
+            click.echo(f"failover: {outcome.error or outcome.decision.reason}", err=True)
+            raise SystemExit(128 + signum)
         _report(w, group, outcome)
+
+
+def _probing_again(
+    clock: Clock,
+) -> Callable[[Group, GroupView, Mapping[str, MemberHealth]], Mapping[str, MemberHealth]]:
+    """The switchover's seam: a stored verdict older than one interval is probed again now."""
+
+    def fresh(
+        group: Group, view: GroupView, health: Mapping[str, MemberHealth]
+    ) -> Mapping[str, MemberHealth]:
+        return fresh_health(
+            group, view, health, candidates(view, group), now=clock.now(), prober=run_probes
+        )
+
+    return fresh
 
 
 def os_user() -> str | None:
@@ -87,12 +122,17 @@ def os_user() -> str | None:
     return f"{sudo} (sudo to {user})" if sudo and sudo != user else user
 
 
-def _show_plan(switchover: Switchover, group: Group, request: MoveRequest) -> str | None:
+def _show_plan(
+    switchover: Switchover, group: Group, request: MoveRequest, region: str
+) -> str | None:
     """Print what the move would do; the target to ask for, or None when nothing is to do.
 
-    Raises RefusedError (exit 3) when a rule refuses the move, before any claim is taken.
+    Raises RefusedError (exit 3) when a rule refuses the move, before any claim is taken;
+    ConfigError (exit 2) when AWS does not know the group at all (a wrong region or ids).
     """
     preview = switchover.preview(group, request)
+    if (absent := absence(preview.view, group)) is not None:
+        raise ConfigError(f"group {group.name}: {absent_text(absent, region)}")
     decision, plan = preview.decision, preview.plan
     if not decision.moves or decision.target is None:
         raise RefusedError(group.name, group.resource, decision.reason)
@@ -164,20 +204,3 @@ def _report(w: Wiring, group: Group, outcome: GroupOutcome) -> None:
             f"group {group.name}: still held ({state.held_reason or 'no reason given'}): "
             f"no automatic move until `failover release {group.name}`"
         )
-
-
-def _live_printer() -> Callable[[Step | None, StepRecord], None]:
-    """Each step as it runs, with its elapsed time (TTY only)."""
-
-    def show(step: Step | None, event: StepRecord) -> None:
-        if event.phase == "started":
-            click.echo(f"  ... {event.description}", nl=True)
-        elif event.phase == "done":
-            extra = f" ({event.detail})" if event.detail else ""
-            click.echo(f"  ok  {event.description} [{event.elapsed_s:.2f}s]{extra}")
-        elif event.phase == "failed":
-            click.echo(f"  FAIL {event.description} [{event.elapsed_s:.2f}s]: {event.detail}")
-        elif event.phase == "skipped":
-            click.echo(f"  --  {event.description} (already true)")
-
-    return show

@@ -13,12 +13,14 @@ import click
 
 from failover import config as config_module
 from failover.cli.app import cli, config_option, load_settings
+from failover.cli.interrupt import Interrupt
 from failover.config import Settings
 from failover.coord.statelock import claim, state_lock
 from failover.core.errors import ConfigError
 from failover.ops import sdnotify
 from failover.probes import run_probes
-from failover.wiring import leased, make_monitor, runtime, wired
+from failover.service.blindness import Sight
+from failover.wiring import READ_BUDGET_S, leased, make_monitor, runtime, wired
 
 if TYPE_CHECKING:
     from filelock import FileLock
@@ -42,6 +44,7 @@ def run(config_path: Path | None) -> None:
     metrics = Metrics()
     heartbeat = Heartbeat(lambda: healthz_max_age(settings.groups))
     server: MetricsServer | None = None
+    sight = Sight()
 
     watchdog = sdnotify.Watchdog.from_environment(os.environ, os.getpid())
 
@@ -56,7 +59,8 @@ def run(config_path: Path | None) -> None:
     lock = _daemon_lock(settings)
     try:
         if settings.metrics.enabled:
-            server = _serve_metrics(metrics, settings.metrics.listen, heartbeat)
+            # Liveness (the loop ticks) and sight (AWS answers) both decide /healthz.
+            server = _serve_metrics(metrics, settings.metrics.listen, heartbeat, sight.problem)
         with (
             wired(settings, lambda _step, _event: alive(), daemon=True, driver="daemon") as w,
             runtime(settings, metrics=metrics) as rt,
@@ -72,6 +76,8 @@ def run(config_path: Path | None) -> None:
                     (g.name for g in daemon.settings.groups), held
                 ),
                 fence=w.fence,
+                sight=sight,
+                alert=rt.alert,
             )
             code = daemon.serve()
             sdnotify.stopping()
@@ -92,10 +98,15 @@ def _daemon_lock(settings: Settings) -> FileLock | None:
     return lock
 
 
-def _serve_metrics(metrics: Metrics, listen: str, healthy: Callable[[], bool]) -> MetricsServer:
+def _serve_metrics(
+    metrics: Metrics,
+    listen: str,
+    healthy: Callable[[], bool],
+    problem: Callable[[], str | None],
+) -> MetricsServer:
     """/metrics and /healthz on `listen`; an address that cannot be bound is a config error."""
     try:
-        server = metrics.serve(listen, healthy)
+        server = metrics.serve(listen, healthy, problem)
     except OSError as exc:
         raise ConfigError(
             f"metrics.listen {listen}: cannot listen there: {exc.strerror or exc} "
@@ -112,16 +123,21 @@ def check(dry_run: bool, config_path: Path | None) -> None:
     """One pass over every group (for cron): probe, decide, fail over; exit 0, 1 or 3."""
     settings = load_settings(config_path)
     names = [] if dry_run else [g.name for g in settings.groups]
+    interrupt = Interrupt()
     with (
-        wired(settings, driver="check") as w,
+        wired(settings, driver="check", stop=interrupt.requested, budget_s=READ_BUDGET_S) as w,
         leased(w, names) as refused,
         runtime(settings) as rt,
     ):
         mine = [g for g in settings.groups if g.name not in refused]
-        outcomes = make_monitor(w, rt).run_pass(mine, dry_run=dry_run) if mine else []
+        with interrupt.catching():
+            outcomes = make_monitor(w, rt).run_pass(mine, dry_run=dry_run) if mine else []
     for outcome in outcomes:
         click.echo(outcome.summary())
     for name, holder in refused.items():
         click.echo(f"{name}: refused: group {name} is held by {holder}")
+    if (signum := interrupt.requested()) is not None:
+        # Each move the signal stopped said so above (which step, how to finish it).
+        raise SystemExit(128 + signum)
     codes = {o.exit_code for o in outcomes} | ({3} if refused else set())
     raise SystemExit(1 if 1 in codes else 3 if 3 in codes else 0)

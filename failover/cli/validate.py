@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
 
 from failover.cli.app import cli, config_option, load_settings
+from failover.config import Settings
 from failover.core.errors import ConfigError
 from failover.ops.clock import SystemClock
 from failover.service.validation import validate_groups
-from failover.wiring import create_state_table, make_cloud
+from failover.wiring import READ_BUDGET_S, create_state_table, make_cloud
 
 
 @cli.command()
@@ -32,11 +34,12 @@ def validate(offline: bool, create_table: bool, config_path: Path | None) -> Non
             f"DynamoDB table {settings.state.table}: "
             + ("created" if made else "already exists, key schema ok")
         )
+    click.echo(_state_line(settings))
     if offline:
         click.echo(f"{settings.source}: valid ({len(settings.groups)} groups)")
         return
     clock = SystemClock()
-    found = validate_groups(make_cloud(settings, clock), settings.groups)
+    found = validate_groups(make_cloud(settings, clock, budget_s=READ_BUDGET_S), settings.groups)
     for line in found.notes:
         click.echo(line)
     if found.problems:
@@ -44,3 +47,11 @@ def validate(offline: bool, create_table: bool, config_path: Path | None) -> Non
             click.echo(line, err=True)
         raise SystemExit(2)
     click.echo(f"{settings.source}: valid; AWS checks passed for {len(settings.groups)} groups")
+
+
+def _state_line(settings: Settings) -> str:
+    """Where the state lives, as an absolute path: relative ones follow the config file."""
+    state = settings.state
+    if state.backend == "dynamodb":
+        return f"state: DynamoDB table {state.table}"
+    return f"state: {os.path.abspath(state.path)} (SQLite)"

@@ -7,14 +7,40 @@ after_move), so both speak the same types and report problems the same way.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
-from failover.core.durations import parse_duration
+from failover.core.durations import format_duration, parse_duration
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
+DAY_S = 86_400.0
+HOUR_S = 3_600.0
+MINUTE_S = 60.0
+
+
+def _at_most(limit_s: float) -> Callable[[object], float]:
+    """A duration parser that also refuses values longer than `limit_s`.
+
+    Every duration has a ceiling: beyond it the value is a typo, and an unbounded one
+    (`99999999999999999999h`) would overflow the scheduler's timedelta at run time.
+    """
+
+    def parse(value: object) -> float:
+        seconds = parse_duration(value)
+        if seconds > limit_s:
+            shown = repr(value)
+            shown = shown if len(shown) <= 40 else shown[:37] + "..."
+            raise ValueError(f"{shown} is longer than the {format_duration(limit_s)} maximum")
+        return seconds
+
+    return parse
+
+
+# A duration of at most a day (intervals, cooldowns); the shorter kinds say their own ceiling.
+Duration = Annotated[float, BeforeValidator(_at_most(DAY_S))]
+HourDuration = Annotated[float, BeforeValidator(_at_most(HOUR_S))]
+MinuteDuration = Annotated[float, BeforeValidator(_at_most(MINUTE_S))]
 InstanceId = Annotated[str, Field(pattern=r"^i-(?:[0-9a-f]{8}|[0-9a-f]{17})$")]
 EniId = Annotated[str, Field(pattern=r"^eni-(?:[0-9a-f]{8}|[0-9a-f]{17})$")]
 AllocationId = Annotated[str, Field(pattern=r"^eipalloc-(?:[0-9a-f]{8}|[0-9a-f]{17})$")]
@@ -24,6 +50,10 @@ GroupName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
 Port = Annotated[int, Field(ge=1, le=65535, strict=True)]
 Count = Annotated[int, Field(ge=1, le=100, strict=True)]
 MovesPerHour = Annotated[int, Field(ge=1, le=1000, strict=True)]
+# No instance type takes anywhere near this many interfaces (AWS refuses an index past the
+# type's own limit at attach time); a bigger number is a typo, and AWS's DeviceIndex is 32-bit.
+MAX_DEVICE_INDEX = 127
+DeviceIndex = Annotated[int, Field(le=MAX_DEVICE_INDEX, strict=True)]
 Failback = Literal["manual", "auto"]
 
 

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from failover.config.base import Duration, _Problems, _Strict
+from failover.config.base import HourDuration, MinuteDuration, _Problems, _Strict
 
 DEFAULT_LISTEN = "127.0.0.1:9105"
 
@@ -41,6 +41,8 @@ AlertEvent = Literal[
     "held",
     "suspect",
     "after-move-failed",
+    "blind",
+    "recovered",
 ]
 
 
@@ -65,7 +67,7 @@ class NotifySettings(_Strict):
         default=None, pattern=r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$"
     )
     webhook_url: str | None = None
-    timeout_s: Duration = Field(default=3.0, alias="timeout")
+    timeout_s: MinuteDuration = Field(default=3.0, alias="timeout")
     events: tuple[AlertEvent, ...] | None = None  # None: every event
 
     @field_validator("webhook_url")
@@ -88,7 +90,7 @@ class AfterMove(_Strict):
 
     command: tuple[str, ...] | None = Field(default=None, min_length=1)
     ssm: SsmAfterMove | None = None
-    timeout_s: Duration = Field(default=30.0, alias="timeout")
+    timeout_s: HourDuration = Field(default=30.0, alias="timeout")
 
     @model_validator(mode="after")
     def _something_to_run(self) -> AfterMove:

@@ -18,10 +18,12 @@ from failover.config.base import (
     AllocationId,
     Cidr,
     Count,
+    DeviceIndex,
     Duration,
     EniId,
     Failback,
     GroupName,
+    HourDuration,
     InstanceId,
     MovesPerHour,
     Port,
@@ -59,7 +61,7 @@ class StateSettings(_Strict):
     backend: Literal["sqlite", "dynamodb"] = "sqlite"
     path: str = "./failover-state.db"
     table: str | None = None
-    lease_ttl_s: Duration = Field(default=15.0, alias="lease_ttl")
+    lease_ttl_s: HourDuration = Field(default=15.0, alias="lease_ttl")
 
     @model_validator(mode="after")
     def _table_for_dynamodb(self) -> StateSettings:
@@ -72,14 +74,14 @@ class Policy(_Strict):
     """The timing and safety knobs every group inherits from `defaults` and may override."""
 
     interval_s: Duration = Field(default=2.0, alias="interval")
-    timeout_s: Duration = Field(default=1.0, alias="timeout")
+    timeout_s: HourDuration = Field(default=1.0, alias="timeout")
     fall: Count = 3
     rise: Count = 2
     cooldown_s: Duration = Field(default=300.0, alias="cooldown")
     max_moves_per_hour: MovesPerHour = 3
     failback: Failback = "manual"
-    detach_timeout_s: Duration = Field(default=15.0, alias="detach_timeout")
-    move_timeout_s: Duration = Field(default=60.0, alias="move_timeout")
+    detach_timeout_s: HourDuration = Field(default=15.0, alias="detach_timeout")
+    move_timeout_s: HourDuration = Field(default=60.0, alias="move_timeout")
 
     @model_validator(mode="after")
     def _timeouts_fit(self) -> Policy:
@@ -113,14 +115,14 @@ class _Overrides(_Strict):
     """
 
     interval: Duration | None = None
-    timeout: Duration | None = None
+    timeout: HourDuration | None = None
     fall: Count | None = None
     rise: Count | None = None
     cooldown: Duration | None = None
     max_moves_per_hour: MovesPerHour | None = None
     failback: Failback | None = None
-    detach_timeout: Duration | None = None
-    move_timeout: Duration | None = None
+    detach_timeout: HourDuration | None = None
+    move_timeout: HourDuration | None = None
 
     def given(self) -> dict[str, Any]:
         """The policy keys this mapping sets, by their config names."""
@@ -143,7 +145,7 @@ class TcpCheck(_Strict):
 
     type: Literal["tcp"]
     port: Port
-    timeout_s: Duration | None = Field(default=None, alias="timeout")
+    timeout_s: HourDuration | None = Field(default=None, alias="timeout")
 
 
 class HttpCheck(_Strict):
@@ -154,7 +156,7 @@ class HttpCheck(_Strict):
     path: str = Field(default="/", pattern=r"^/")
     expect: int = Field(default=200, ge=100, le=599, strict=True)
     body: str | None = None
-    timeout_s: Duration | None = Field(default=None, alias="timeout")
+    timeout_s: HourDuration | None = Field(default=None, alias="timeout")
 
 
 class CommandCheck(_Strict):
@@ -162,7 +164,7 @@ class CommandCheck(_Strict):
 
     type: Literal["command"]
     argv: tuple[str, ...] = Field(min_length=1)
-    timeout_s: Duration | None = Field(default=None, alias="timeout")
+    timeout_s: HourDuration | None = Field(default=None, alias="timeout")
 
 
 Check = Annotated[Ec2Check | TcpCheck | HttpCheck | CommandCheck, Field(discriminator="type")]
@@ -202,7 +204,7 @@ class _GroupFile(_Overrides):
     name: GroupName
     mode: Mode
     eni: EniId | None = None
-    device_index: int | None = Field(default=None, strict=True)
+    device_index: DeviceIndex | None = None
     ip: str | None = None
     eip: AllocationId | None = None
     cidr: Cidr | None = None

@@ -12,7 +12,9 @@ A group's states, as the daemon and the cron check see them:
         any state ──`failover hold`──> held (by the operator) ──`failover release`──> ok
 
 Rules, in the order they are applied:
-1. A held group moves only when an operator says so (`failover move`).
+1. A held group moves only when an operator says so (`failover move`). A group AWS does not know at all
+   (no member exists, or its resource does not: a wrong region or wrong ids) is
+   `degraded`, named as such, never mistaken for failed members or our own network.
 2. If every member of every group failed in the same pass, suspect our own network.
 3. Nobody owns the resource (a detach finished, an attach never came): move it to the
    best healthy member, at once: leaving it unowned is the one thing worse than a move.
@@ -39,7 +41,7 @@ from typing import TYPE_CHECKING
 
 from failover.core.durations import format_duration
 from failover.core.model import GroupView
-from failover.core.planner import candidates, refusals, rule_violation
+from failover.core.planner import absence, candidates, refusals, rule_violation
 from failover.core.ports import MemberHealth
 
 if TYPE_CHECKING:
@@ -61,12 +63,19 @@ def update_health(
             failures=0,
             reason=reason,
             changed_at=changed,
+            probed_at=now,
         )
     failures = prev.failures + 1
     healthy = prev.healthy and failures < policy.fall
     changed = now if healthy != prev.healthy else prev.changed_at
     return replace(
-        prev, healthy=healthy, successes=0, failures=failures, reason=reason, changed_at=changed
+        prev,
+        healthy=healthy,
+        successes=0,
+        failures=failures,
+        reason=reason,
+        changed_at=changed,
+        probed_at=now,
     )
 
 
@@ -91,6 +100,7 @@ class Facts:
     held_reason: str = ""
     network_suspect: bool = False  # every member of every group failed this pass
     held_by: str = ""  # HELD_BY_OPERATOR or HELD_BY_FLAP_LIMIT when held ("" reads as the latter)
+    region: str = ""  # where the orchestrator looks (named when the group is not there)
 
 
 @dataclass(frozen=True)
@@ -143,6 +153,8 @@ def decide(
                 f"move until `failover release {group.name}`",
             )
         return Decision("held", f"held for an operator: {facts.held_reason or 'flap limit'}")
+    if (absent := absence(view, group)) is not None:
+        return Decision("degraded", absent_text(absent, facts.region))
     active = view.active
     healthy = _healthy_candidates(view, group, health)
     if active is not None and active not in group.instance_ids:
@@ -297,6 +309,12 @@ def _overridable(
     if known is not None and not known.healthy:
         return f"target {target} is not healthy ({known.reason or 'not enough passes yet'})"
     return None
+
+
+def absent_text(absent: str, region: str) -> str:
+    """`absence` as the operator reads it: where we looked, and what to check."""
+    where = f"in region {region}" if region else "in this region"
+    return f"{absent} {where}: check aws.region and the ids (`failover validate`)"
 
 
 def network_suspect(results: Sequence[bool]) -> bool:

@@ -212,6 +212,23 @@ class GroupView:
             return routed.pop() if len(routed) == 1 else None
         return self.address.instance_id if self.address else None
 
+    def whereabouts(self) -> str:
+        """Where AWS shows the floating resource, in AWS's words (`detaching from i-0aa`)."""
+        if self.mode == Mode.ENI:
+            att = self.eni.attachment if self.eni else None
+            if self.eni is None:
+                return "not found"
+            if att is None:
+                return f"{self.eni.status}, attached to nobody"
+            preposition = "from" if att.status == "detaching" else "to"
+            return f"{att.status} {preposition} {att.instance_id}"
+        if self.mode == Mode.SECONDARY_IP:
+            owners = sorted({instance for _, instance in self.ip_holders})
+            return f"on {', '.join(owners)}" if owners else "on nobody"
+        if self.address is None:
+            return "not found"
+        return f"associated with {self.address.instance_id or self.address.eni_id or 'nobody'}"
+
 
 class StepKind(StrEnum):
     """The primitive, idempotent steps a move is made of."""

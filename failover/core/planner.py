@@ -231,6 +231,21 @@ def plan_move(view: GroupView, group: Group, target_id: str) -> Plan:
     return Plan(group=group.name, source=source, target=target_id, steps=todo, skipped=done)
 
 
+def absence(view: GroupView, group: Group) -> str | None:
+    """What of the group AWS does not know at all (every member, or the floating resource), or None.
+
+    Nothing to judge or move then: the usual cause is a wrong `aws.region` or wrong ids,
+    not a failure of the members.
+    """
+    if view.members and not any(m.exists for m in view.members):
+        return f"none of its instances exist ({', '.join(m.instance_id for m in view.members)})"
+    if view.mode == Mode.ENI and view.eni is None:
+        return f"ENI {group.eni} does not exist"
+    if group.eip and view.address is None:
+        return f"Elastic IP {group.eip} does not exist"
+    return None
+
+
 def validation_problems(view: GroupView, group: Group) -> list[str]:
     """Everything about a group's AWS setup that would make a failover fail or lose the resource."""
     problems: list[str] = []

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class StepRecord:
-    """One step of a journaled move: `phase` is started, done, skipped or failed."""
+    """One step of a journaled move: `phase` is started, done, skipped, failed or interrupted."""
 
     kind: str
     description: str
@@ -34,10 +34,14 @@ class StepRecord:
 class MoveRecord:
     """A move as the journal and history keep it.
 
-    outcome: in-progress (the journal's open intent), succeeded, failed, refused.
+    outcome: in-progress (the journal's open intent), succeeded, failed, refused,
+    interrupted (stopped by a signal before any mutating call).
     `token` is the lease's (or SQLite claim's) fencing token the move began under.
     `driver` is what started it (daemon, check, move, lambda; "" when not recorded) and
     `os_user` the person's OS account behind a `failover move` (None: unknown or a service).
+    `forced`: a Force detach is allowed (the operator's --force, or the member being left
+    has failed); `operator_forced`: the operator passed --force (None: recorded before
+    the store kept it).
     """
 
     move_id: str
@@ -57,6 +61,7 @@ class MoveRecord:
     detail: str = ""
     driver: str = ""
     os_user: str | None = None
+    operator_forced: bool | None = False
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,8 @@ class MemberHealth:
 
     A member counts as healthy once it has passed `rise` probes in a row, and stops
     counting once it has failed `fall` in a row; a member never seen is not healthy yet.
+    `changed_at` is when `healthy` last flipped; `probed_at` when the last verdict was
+    made (0: never, or recorded before the store kept it): a verdict is a hint with an age.
     """
 
     instance_id: str
@@ -73,6 +80,7 @@ class MemberHealth:
     failures: int = 0
     reason: str = ""
     changed_at: float = 0.0
+    probed_at: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -144,10 +144,13 @@ class Metrics:
         self.last_pass.set(now)
 
     def serve(
-        self, listen: str = DEFAULT_LISTEN, healthy: Callable[[], bool] = lambda: True
+        self,
+        listen: str = DEFAULT_LISTEN,
+        healthy: Callable[[], bool] = lambda: True,
+        problem: Callable[[], str | None] = lambda: None,
     ) -> MetricsServer:
         """Serve these metrics and /healthz on `listen`; see `serve`."""
-        return serve(self.registry, listen, healthy)
+        return serve(self.registry, listen, healthy, problem)
 
 
 class Heartbeat:
@@ -220,9 +223,12 @@ def serve(
     registry: CollectorRegistry,
     listen: str = DEFAULT_LISTEN,
     healthy: Callable[[], bool] = lambda: True,
+    problem: Callable[[], str | None] = lambda: None,
 ) -> MetricsServer:
-    """Serve `/metrics` and `/healthz` (200 when `healthy()`, else 503) from a daemon thread.
+    """Serve `/metrics` and `/healthz` from a daemon thread.
 
+    /healthz is 200 while `healthy()` (the loop is alive) and `problem()` names nothing
+    (for example a daemon blind to AWS); else 503 with the reason in the body.
     Raises OSError when the address cannot be bound (in use, not local).
     """
     host, port = parse_listen(listen)
@@ -237,13 +243,13 @@ def serve(
                 self._reply(200, encoder(registry), content_type)
             elif path == "/healthz":
                 try:
-                    ok = bool(healthy())
+                    reason = "no health pass finished recently" if not healthy() else problem()
                 except Exception:
                     # Unknown is never read as healthy.
                     log.exception("healthz check raised")
-                    ok = False
-                body = b"ok\n" if ok else b"unhealthy: no health pass finished recently\n"
-                self._reply(200 if ok else 503, body, "text/plain; charset=utf-8")
+                    reason = "the health check itself failed"
+                body = b"ok\n" if reason is None else f"unhealthy: {reason}\n".encode()
+                self._reply(200 if reason is None else 503, body, "text/plain; charset=utf-8")
             else:
                 self._reply(404, b"not found: try /metrics or /healthz\n", "text/plain")
 

@@ -8,11 +8,17 @@ intent before the first AWS call and every step before and after its call.
 Reads are not repeated without cause: one observation serves the choice, the plan and
 the first mutating step's checks; a wait polls only the floating resource; the next
 mutating step reads the group again, since a call of ours came in between (`_Read`).
+
+A stop request (the CLI's SIGINT/SIGTERM) is honoured at step boundaries: before each
+step, before each mutating call and between the polls of a wait, never in the middle of
+a call. The journal records where the move stopped and keeps it open for the next run,
+unless no mutating call had been sent (then it is closed as `interrupted`).
 """
 
 from __future__ import annotations
 
 import logging
+import signal
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -24,6 +30,7 @@ from failover.core.errors import (
     FailoverError,
     LeaseLostError,
     MoveFailedError,
+    MoveInterruptedError,
     PermanentCloudError,
     PermissionDeniedError,
     StuckDetachError,
@@ -125,7 +132,26 @@ class _TargetRefused(Exception):
         self.target, self.why, self.cause = target, why, cause
 
 
+class _Stop(Exception):
+    """A stop was requested; raised at a step boundary and turned into MoveInterruptedError.
+
+    `sent`: the step had already sent its call once (a retry was due), so AWS may have applied it.
+    """
+
+    def __init__(self, signum: int, *, sent: bool = False) -> None:
+        super().__init__(signum)
+        self.signum, self.sent = signum, sent
+
+
+# The detail of a mutating step's `interrupted` event when its call was never sent.
+_BEFORE_CALL = "stopped before its call"
+
+
 StepListener = Callable[[Step | None, StepRecord], None]
+# (step, seconds waited so far, seconds the wait may take): a wait's progress, for a TTY.
+WaitListener = Callable[[Step, float, float], None]
+# The number of the signal that asked the move to stop, or None.
+StopRequest = Callable[[], int | None]
 
 
 class Engine:
@@ -143,11 +169,16 @@ class Engine:
         eip_follow_grace_s: float = EIP_FOLLOW_GRACE_S,
         driver: str = "",
         os_user: str | None = None,
+        stop: StopRequest | None = None,
+        on_wait: WaitListener | None = None,
     ) -> None:
         self.cloud, self.store, self.clock = cloud, store, clock
         # Who starts the moves of this engine, for the history: daemon, check, move, lambda.
         self.driver, self._os_user = driver, os_user
         self._on_step = on_step
+        self._on_wait = on_wait
+        # Asked at every step boundary: a signal's number there stops the move (see module doc).
+        self._stop = stop
         # Called with the group name before every mutating call; raises to abandon (lease lost).
         self._guard = guard
         # The lease's fencing token of a group, journaled with every move begun under it.
@@ -238,7 +269,10 @@ class Engine:
             token=self._token_of(group.name) if self._token_of is not None else None,
             driver=self.driver,
             os_user=self._os_user,
+            operator_forced=force,
         )
+        if (signum := self._stop_requested()) is not None:
+            raise MoveInterruptedError(group.name, group.resource, _signal_name(signum), signum)
         if self._guard is not None:
             self._guard(group.name)  # no journal entry for a move we may not make
         self.store.begin_move(record)
@@ -329,6 +363,8 @@ class Engine:
                 "move %s of group %s abandoned: the lease was lost", record.move_id, group.name
             )
             raise
+        except _Stop as stop:
+            raise self._interrupted(group, record, events, stop.signum) from None
         except FailoverError as exc:
             self._close_failed(group, record, exc)
             raise
@@ -394,6 +430,60 @@ class Engine:
         )
         return picked, read
 
+    def _interrupted(
+        self, group: Group, record: MoveRecord, events: list[StepRecord], signum: int
+    ) -> MoveInterruptedError:
+        """Journal where a stopped move stands and say it: open if a mutating call may have been sent."""
+        name = _signal_name(signum)
+        steps = (*record.steps, *events)
+        sent = any(
+            s.kind in MUTATING_STEPS
+            and (
+                s.phase in ("done", "failed")
+                or (s.phase == "interrupted" and s.detail != _BEFORE_CALL)
+            )
+            for s in steps
+        )
+        finished = [s.description for s in steps if s.phase in ("done", "skipped")]
+        self._emit(
+            None,
+            record,
+            events,
+            StepRecord("interrupted", f"stopped by {name}", "interrupted", self.clock.now()),
+        )
+        aws_now = ""
+        try:
+            aws_now = self.cloud.observe(group).whereabouts()
+        except CloudError as exc:
+            log.warning("group %s: cannot read AWS after the stop: %s", group.name, exc)
+        if not sent:
+            self.store.finish_move(
+                record.move_id, "interrupted", self.clock.now(), f"stopped by {name}: nothing sent"
+            )
+        error = MoveInterruptedError(
+            group.name,
+            group.resource,
+            name,
+            signum,
+            move_id=record.move_id,
+            source=record.source,
+            target=record.target,
+            unfinished=sent,
+            after=finished[-1] if finished else None,
+            aws_now=aws_now,
+        )
+        # The driver reports it (the CLI's one line, a check's outcome): logged only for the record.
+        log.info("%s", error)
+        return error
+
+    def _stop_requested(self) -> int | None:
+        return self._stop() if self._stop is not None else None
+
+    def _checkpoint(self, *, sent: bool = False) -> None:
+        """A step boundary: raise _Stop if a stop was requested."""
+        if (signum := self._stop_requested()) is not None:
+            raise _Stop(signum, sent=sent)
+
     def _close_failed(self, group: Group, record: MoveRecord, exc: FailoverError) -> None:
         """Close the journal entry, unless the resource is left unowned: then the next run finishes it."""
         try:
@@ -429,12 +519,17 @@ class Engine:
                 step, record, events, self._event(step, "skipped", None, "already true in AWS")
             )
         for step in plan.steps:
+            self._checkpoint()
             began = self.clock.monotonic()
             self._emit(step, record, events, self._event(step, "started"))
             try:
                 detail, read = self._run_step(group, record, step, deadline, read)
             except LeaseLostError:
                 raise  # a lost lease: journal nothing more, the group is another's now
+            except _Stop as stop:
+                detail = _BEFORE_CALL if step.kind in MUTATING_STEPS and not stop.sent else ""
+                self._emit(step, record, events, self._event(step, "interrupted", began, detail))
+                raise
             except _TargetRefused as refused:
                 # Closed in the journal too: the retarget that follows is a new attempt.
                 self._emit(step, record, events, self._event(step, "failed", began, refused.why))
@@ -518,9 +613,13 @@ class Engine:
         time the user waits for (bench/RESULTS.md).
         """
         last = [base]
+        began = self.clock.monotonic()
 
         def poll() -> _Read:
+            self._checkpoint()
             at = self.clock.monotonic()
+            if self._on_wait is not None:
+                self._on_wait(step, at - began, max(0.0, deadline - began))
             if step.kind in _RESOURCE_WAITS:
                 read = _Read(self.cloud.refresh(group, last[0].view), last[0].members_at, at)
             else:
@@ -542,6 +641,7 @@ class Engine:
         Only the first attempt may take `read`; a retry after a transient error reads again.
         """
         handed = [read]
+        calls = [0]
 
         def attempt() -> tuple[str, _Read]:
             current = self._current(group, handed.pop() if handed else None)
@@ -552,8 +652,11 @@ class Engine:
                 violation := rule_violation(view, group, step.target)
             ):
                 raise _TargetRefused(step.target, violation)
+            # The last boundary before a call that changes AWS (after one that may have landed).
+            self._checkpoint(sent=calls[0] > 0)
             if self._guard is not None:
                 self._guard(group.name)
+            calls[0] += 1
             try:
                 return self._call(group, step, view), current.spent()
             except PermanentCloudError as exc:
@@ -641,11 +744,13 @@ class Engine:
         att = view.eni.attachment if view.eni else None
         source = att.instance_id if att else step.source
         if not record.forced:
+            # AWS's own word for where the detach stands (`detaching`), not our guess.
+            state = att.status if att else (view.eni.status if view.eni else "unknown")
             raise StuckDetachError(
                 group.name,
                 step.resource,
-                f"detach from {source} did not finish within detach_timeout {format_duration(timeout)}; "
-                f"the ENI stays attached to {source}, which EC2 reports as running, so Force was not used; "
+                f"detach from {source} did not finish within detach_timeout {format_duration(timeout)}: "
+                f"AWS shows the attachment {state}; {source} is running, so Force was not used; "
                 f"rerun with --force to force the detach (AWS may keep device index {att.device_index if att else '?'} "
                 f"busy on {source} until it is stopped and started)",
             )
@@ -668,3 +773,11 @@ class Engine:
                 f"forced detach from {source} did not finish before move_timeout",
             )
         return f"{FORCED_DETAIL} the detach from {source} after detach_timeout", read
+
+
+def _signal_name(signum: int) -> str:
+    """SIGINT, SIGTERM, ... (the number itself for a signal Python does not name)."""
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"

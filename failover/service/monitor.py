@@ -9,7 +9,7 @@ one guarded path, failover/service/switchover.py.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -60,6 +60,50 @@ def ec2_verdict(instance: Instance) -> tuple[bool | None, str]:
     return False, "ec2: no status-check verdict yet"
 
 
+def verdicts(
+    pairs: Sequence[tuple[Group, GroupView]],
+    prober: Prober,
+    *,
+    only: Collection[str] | None = None,
+) -> dict[tuple[str, str], tuple[bool | None, str]]:
+    """(group, instance) -> (ok, reason): one probe of every check of each member, folded.
+
+    The `ec2` check reads the view's state and status checks; the others probe now.
+    `only` limits it to those instances (a manual move re-probing its candidates). ok is
+    None when the only check with something to say had no verdict (EC2's insufficient-data):
+    the member's counters stay as they were.
+    """
+    targets: list[ProbeTarget] = []
+    for group, view in pairs:
+        addresses = {m.instance_id: m.private_ip or "" for m in view.members}
+        targets += [
+            t for t in probe_targets(group, addresses) if only is None or t.instance_id in only
+        ]
+    results = prober(targets) if targets else []
+    failures: dict[tuple[str, str], list[str]] = {}
+    for r in results:
+        failures.setdefault((r.group, r.instance_id), [])
+        if not r.ok:
+            failures[(r.group, r.instance_id)].append(f"{r.check} {r.reason}")
+    out: dict[tuple[str, str], tuple[bool | None, str]] = {}
+    for group, view in pairs:
+        has_ec2 = any(c.type == "ec2" for c in group.checks)
+        for member in view.members:
+            if only is not None and member.instance_id not in only:
+                continue
+            key = (group.name, member.instance_id)
+            bad = list(failures.get(key, []))
+            if has_ec2:
+                ok, why = ec2_verdict(member)
+                if ok is False:
+                    bad.insert(0, why)
+                elif ok is None and key not in failures:
+                    out[key] = (None, why)  # nothing else was asked: no verdict
+                    continue
+            out[key] = (not bad, "; ".join(bad) if bad else "all checks passed")
+    return out
+
+
 class Monitor:
     """Runs health passes; keeps only the last EC2 verdicts in memory (counters live in the store)."""
 
@@ -77,9 +121,11 @@ class Monitor:
         on_move: OnMove | None = None,
         after_move: AfterMove | None = None,
         fence: Fence | None = None,
+        region: str = "",
     ) -> None:
         """`fence`: the groups this process holds (None: it is the only one acting)."""
         self.cloud, self.store, self.engine, self.clock = cloud, store, engine, clock
+        self._region = region
         self._probe, self._alert = prober, alert
         self._parallel = max_parallel_moves
         self._on_health = on_health  # metrics observe; a pass never waits on them
@@ -105,7 +151,12 @@ class Monitor:
         groups = [g for g in groups if not views[g.name].unread]
         verdicts = self._probe_all(groups, views)
         now = self.clock.now()
-        suspect = network_suspect([ok for ok, _ in verdicts.values() if ok is not None])
+        # A member AWS does not know (a wrong region, a wrong id) says nothing of our network;
+        # nor does one with no verdict (EC2's insufficient-data).
+        known = {(g.name, m.instance_id) for g in groups for m in views[g.name].members if m.exists}
+        suspect = network_suspect(
+            [ok for key, (ok, _) in verdicts.items() if key in known and ok is not None]
+        )
         if suspect:
             self._alert(
                 "suspect",
@@ -128,6 +179,7 @@ class Monitor:
                 held_reason=state.held_reason,
                 network_suspect=suspect,
                 held_by=state.held_by,
+                region=self._region,
             )
             decision = decide(views[group.name], group, health, facts)
             log.info("group %s: %s: %s", group.name, decision.action, decision.reason)
@@ -177,38 +229,8 @@ class Monitor:
     def _probe_all(
         self, groups: Sequence[Group], views: dict[str, GroupView]
     ) -> dict[tuple[str, str], tuple[bool | None, str]]:
-        """(group, instance) -> (ok, reason), every check of a member folded into one verdict.
-
-        ok is None when the only check with something to say had no verdict (EC2's
-        insufficient-data): the member's counters stay as they were.
-        """
-        targets: list[ProbeTarget] = []
-        for group in groups:
-            view = views[group.name]
-            addresses = {m.instance_id: m.private_ip or "" for m in view.members}
-            targets += probe_targets(group, addresses)
-        results = self._probe(targets) if targets else []
-        failures: dict[tuple[str, str], list[str]] = {}
-        for r in results:
-            failures.setdefault((r.group, r.instance_id), [])
-            if not r.ok:
-                failures[(r.group, r.instance_id)].append(f"{r.check} {r.reason}")
-        verdicts: dict[tuple[str, str], tuple[bool | None, str]] = {}
-        for group in groups:
-            has_ec2 = any(c.type == "ec2" for c in group.checks)
-            for member in views[group.name].members:
-                key = (group.name, member.instance_id)
-                bad = list(failures.get(key, []))
-                ok: bool | None = True
-                if has_ec2:
-                    ok, why = ec2_verdict(member)
-                    if ok is False:
-                        bad.insert(0, why)
-                    elif ok is None and key not in failures:
-                        verdicts[key] = (None, why)  # nothing else was asked: no verdict
-                        continue
-                verdicts[key] = (not bad, "; ".join(bad) if bad else "all checks passed")
-        return verdicts
+        """(group, instance) -> (ok, reason), every check of a member folded into one verdict."""
+        return verdicts([(g, views[g.name]) for g in groups], self._probe)
 
     def _fold_health(
         self,

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from failover.core.decide import Decision, Facts, MoveRequest, decide
-from failover.core.errors import FailoverError, RefusedError
+from failover.core.errors import FailoverError, MoveInterruptedError, RefusedError
 from failover.core.model import GroupView, Plan
 from failover.core.planner import plan_move
 from failover.core.ports import Clock, MemberHealth, MoveRecord, Store
@@ -44,6 +44,7 @@ FreshHealth = Callable[["Group", GroupView, Mapping[str, MemberHealth]], Mapping
 # 3 refused by a safety rule, 0 otherwise.
 _SEVERITY = {
     "failed": 1,
+    "interrupted": 1,
     "unknown": 1,
     "degraded": 1,
     "refused": 3,
@@ -64,7 +65,8 @@ class GroupOutcome:
     """What the guarded path (or a pass) did with one group.
 
     outcome: stay | moved | nothing-to-do | would-move | failed | refused | degraded |
-    cooldown | hold | held | suspect | unknown (AWS could not be read). `finished`: journaled moves finished first.
+    cooldown | hold | held | suspect | unknown (AWS could not be read) | interrupted (a signal
+    stopped the move at a step boundary). `finished`: journaled moves finished first.
     """
 
     group: str
@@ -91,6 +93,8 @@ class GroupOutcome:
             )
         if self.outcome == "failed":
             return f"{self.group}: FAILED: {self.error}"
+        if self.outcome == "interrupted":
+            return f"{self.group}: INTERRUPTED: {self.error}"
         if self.outcome == "refused":
             return f"{self.group}: refused: {self.error}"
         return f"{self.group}: {self.outcome}: {self.decision.reason}"
@@ -299,6 +303,13 @@ class Switchover:
             self._alert("move-refused", name, str(exc))
             self._measure(name, "refused", started)
             return GroupOutcome(name, decision, "refused", None, error=str(exc), finished=finished)
+        except MoveInterruptedError as exc:
+            if exc.unfinished:  # the resource may be owned by nobody until the next run
+                self._alert("move-failed", name, str(exc))
+            self._measure(name, "failed", started)
+            return GroupOutcome(
+                name, decision, "interrupted", None, error=str(exc), finished=finished
+            )
         except FailoverError as exc:
             self._alert("move-failed", name, str(exc))
             self._measure(name, "failed", started)

@@ -148,6 +148,7 @@ def move_item(pk: str, sk: str, move: MoveRecord) -> dict[str, Any]:
         "driver": move.driver,
         "os_user": move.os_user,
         "step_count": len(move.steps),
+        "operator_forced": move.operator_forced,
     }
 
 
@@ -210,6 +211,10 @@ def move_from_item(item: Mapping[str, Any], steps: Iterable[Mapping[str, Any]]) 
         detail=str(item["detail"]),
         driver=str(item.get("driver") or ""),
         os_user=None if os_user is None else str(os_user),
+        # Absent from items written before the store kept it: unknown, not "no".
+        operator_forced=None
+        if item.get("operator_forced") is None
+        else bool(item["operator_forced"]),
     )
 
 
@@ -224,6 +229,7 @@ def health_item(group: str, member: MemberHealth) -> dict[str, Any]:
         "failures": member.failures,
         "reason": member.reason,
         "changed_at": member.changed_at,
+        "probed_at": member.probed_at,
     }
 
 
@@ -236,4 +242,5 @@ def health_from_item(item: Mapping[str, Any]) -> MemberHealth:
         failures=int(item["failures"]),
         reason=str(item["reason"]),
         changed_at=float(item["changed_at"]),
+        probed_at=float(item.get("probed_at", 0)),
     )

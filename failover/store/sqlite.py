@@ -29,10 +29,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-from failover.core.errors import ConfigError, FailoverError
+from failover.core.errors import ConfigError, FailoverError, StateBusyError
 from failover.core.ports import GroupMemory, GroupState, MemberHealth, MoveRecord, StepRecord
 from failover.store.closing import Closing
+from failover.store.holders import describe
 from failover.store.sqlite_schema import (
     HEALTH_COLUMNS,
     MIGRATIONS,
@@ -61,15 +63,21 @@ IN_PROGRESS = "in-progress"
 class SqliteStore(Closing):
     """The Store port on one SQLite file: every method is one committed transaction."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        """Open (creating if needed) the database at `path`; ConfigError if it cannot be used."""
+    def __init__(self, path: str | os.PathLike[str], *, read_only: bool = False) -> None:
+        """Open (creating if needed) the database at `path`; ConfigError if it cannot be used.
+
+        `read_only` (status, history): nothing is created or written, so a read-only state
+        directory works; a file that does not exist yet reads as an empty store.
+        """
         self._path = str(path)
         # One connection behind a lock, not one per thread: the daemon's worker threads
         # come and go, and per-thread connections could not all be closed by close()
         # (a leaked one is a ResourceWarning and holds the WAL open). Calls are short
         # and SQLite serializes writers anyway, so the lock costs nothing that matters.
         self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = self._connect()
+        self._conn: sqlite3.Connection | None = (
+            self._connect_read_only() if read_only else self._connect()
+        )
 
     @property
     def path(self) -> str:
@@ -111,6 +119,11 @@ class SqliteStore(Closing):
                 raise ConfigError(f"state.path {path}: cannot use WAL journal (got {mode})")
             conn.execute("PRAGMA synchronous = NORMAL")
             self._migrate(conn)
+        except sqlite3.OperationalError as exc:
+            conn.close()
+            if _busy(exc):
+                raise self._busy_error("open") from exc
+            raise ConfigError(f"state.path {path}: not a usable state database: {exc}") from exc
         except sqlite3.Error as exc:
             conn.close()
             raise ConfigError(f"state.path {path}: not a usable state database: {exc}") from exc
@@ -118,6 +131,62 @@ class SqliteStore(Closing):
             conn.close()
             raise
         return conn
+
+    def _connect_read_only(self) -> sqlite3.Connection:
+        """A connection that never writes: `mode=ro`, else `immutable=1` (a WAL file in a
+        read-only directory with no -shm to share), migrated in memory if it is older."""
+        path = self._path
+        target = Path(path)
+        if path == ":memory:" or not target.exists():
+            return self._empty()
+        if target.is_dir():
+            raise ConfigError(f"state.path {path}: is a directory, not a database file")
+        if not os.access(target, os.R_OK):
+            raise ConfigError(f"state.path {path}: file is not readable")
+        uri = "file:" + quote(str(target.absolute()))
+        last: sqlite3.Error | None = None
+        for flags in ("mode=ro", "mode=ro&immutable=1"):
+            conn = sqlite3.connect(
+                f"{uri}?{flags}",
+                uri=True,
+                timeout=BUSY_TIMEOUT_S,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            try:
+                version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            except sqlite3.Error as exc:
+                conn.close()
+                last = exc
+                continue
+            if version > SCHEMA_VERSION:
+                conn.close()
+                raise ConfigError(
+                    f"state.path {path}: schema version {version} is newer than this "
+                    f"failover understands ({SCHEMA_VERSION}); upgrade failover"
+                )
+            if version == SCHEMA_VERSION:
+                return conn
+            # An older file: read it through an upgraded copy in memory, never the file itself.
+            memory = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+            try:
+                conn.backup(memory)
+            finally:
+                conn.close()
+            self._migrate(memory)
+            return memory
+        raise ConfigError(f"state.path {path}: cannot open read-only: {last}")
+
+    def _empty(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        self._migrate(conn)
+        return conn
+
+    def _busy_error(self, operation: str) -> StateBusyError:
+        return StateBusyError(
+            f"state.path {self._path}: busy: another process held its write lock for more "
+            f"than {BUSY_TIMEOUT_S:g}s ({operation}; {describe(self._path)}); try again"
+        )
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         # Under BEGIN IMMEDIATE so two processes opening a fresh file at once cannot
@@ -159,6 +228,10 @@ class SqliteStore(Closing):
                         conn.execute("ROLLBACK")
                     raise
                 conn.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                if _busy(exc):
+                    raise self._busy_error(operation) from exc
+                raise FailoverError(f"state store {self._path}: {operation}: {exc}") from exc
             except sqlite3.Error as exc:
                 raise FailoverError(f"state store {self._path}: {operation}: {exc}") from exc
 
@@ -168,7 +241,7 @@ class SqliteStore(Closing):
             try:
                 conn.execute(
                     f"INSERT INTO moves ({MOVE_COLUMNS}) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     move_row(move),
                 )
             except sqlite3.IntegrityError as exc:
@@ -262,11 +335,11 @@ class SqliteStore(Closing):
         with self.transaction("save_health", write=True) as conn:
             conn.executemany(
                 f"INSERT INTO member_health ({HEALTH_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (group_name, instance_id) DO UPDATE SET "
                 "healthy = excluded.healthy, successes = excluded.successes, "
                 "failures = excluded.failures, reason = excluded.reason, "
-                "changed_at = excluded.changed_at",
+                "changed_at = excluded.changed_at, probed_at = excluded.probed_at",
                 [
                     (
                         group,
@@ -276,6 +349,7 @@ class SqliteStore(Closing):
                         m.failures,
                         m.reason,
                         m.changed_at,
+                        m.probed_at,
                     )
                     for group, members in health.items()
                     for m in members
@@ -375,3 +449,11 @@ class SqliteStore(Closing):
             conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
+
+
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    """SQLITE_BUSY / SQLITE_LOCKED: another connection holds the lock we waited for."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    return "locked" in str(exc) or "busy" in str(exc)

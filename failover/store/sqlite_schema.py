@@ -25,7 +25,7 @@ from typing import Any
 
 from failover.core.ports import GroupState, MemberHealth, MoveRecord, StepRecord
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The schema this code writes; `PRAGMA user_version` records the file's."""
 
 _SCHEMA_V1 = (
@@ -112,15 +112,24 @@ _SCHEMA_V2 = (
     """,
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_SCHEMA_V1, _SCHEMA_V2)
+# v3: whether the operator passed --force (apart from Force being allowed), and when each
+# health verdict was made (stored health is a hint with an age).
+_SCHEMA_V3 = (
+    "ALTER TABLE moves ADD COLUMN operator_forced INTEGER",
+    "ALTER TABLE member_health ADD COLUMN probed_at REAL NOT NULL DEFAULT 0",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3)
 """MIGRATIONS[n] brings a file from user_version n to n + 1; append, never edit."""
 
 MOVE_COLUMNS = (
     "move_id, group_name, mode, resource, source, target, caller, reason, started_at, "
-    "outcome, finished_at, forced, token, detail, driver, os_user"
+    "outcome, finished_at, forced, token, detail, driver, os_user, operator_forced"
 )
 STEP_COLUMNS = "move_id, kind, description, phase, at, elapsed_s, detail"
-HEALTH_COLUMNS = "group_name, instance_id, healthy, successes, failures, reason, changed_at"
+HEALTH_COLUMNS = (
+    "group_name, instance_id, healthy, successes, failures, reason, changed_at, probed_at"
+)
 STATE_COLUMNS = "group_name, held, held_reason, status, updated_at, held_by"
 
 IN_CHUNK = 500
@@ -146,6 +155,7 @@ def move_row(move: MoveRecord) -> tuple[Any, ...]:
         move.detail,
         move.driver,
         move.os_user,
+        None if move.operator_forced is None else int(move.operator_forced),
     )
 
 
@@ -168,6 +178,7 @@ def move_from_row(row: Sequence[Any], steps: tuple[StepRecord, ...]) -> MoveReco
         detail,
         driver,
         os_user,
+        operator_forced,
     ) = row
     return MoveRecord(
         move_id=move_id,
@@ -187,12 +198,13 @@ def move_from_row(row: Sequence[Any], steps: tuple[StepRecord, ...]) -> MoveReco
         detail=detail,
         driver=driver,
         os_user=os_user,
+        operator_forced=None if operator_forced is None else bool(operator_forced),
     )
 
 
 def health_from_row(row: Sequence[Any]) -> MemberHealth:
     """HEALTH_COLUMNS back into a MemberHealth."""
-    _, instance_id, healthy, successes, failures, reason, changed_at = row
+    _, instance_id, healthy, successes, failures, reason, changed_at, probed_at = row
     return MemberHealth(
         instance_id=instance_id,
         healthy=bool(healthy),
@@ -200,6 +212,7 @@ def health_from_row(row: Sequence[Any]) -> MemberHealth:
         failures=failures,
         reason=reason,
         changed_at=changed_at,
+        probed_at=probed_at,
     )
 
 

@@ -7,6 +7,7 @@ validation would show in the strict layer's log.
 from __future__ import annotations
 
 import copy
+import os
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -92,6 +93,14 @@ def _bad_duration(doc: dict[str, Any]) -> None:
     doc["defaults"]["cooldown"] = "5 minutes"
 
 
+def _endless_interval(doc: dict[str, Any]) -> None:
+    doc["defaults"]["interval"] = "99999999999999999999h"
+
+
+def _huge_device_index(doc: dict[str, Any]) -> None:
+    group(doc)["device_index"] = 1_099_511_627_776
+
+
 def _unknown_mode(doc: dict[str, Any]) -> None:
     group(doc)["mode"] = "floating-ip"
 
@@ -121,6 +130,8 @@ DOCUMENT_CASES = [
     ("one-member", _one_member, ["groups[0].members", "at least two members"]),
     ("device-index-0", _device_index_0, ["groups[0].device_index", "eth0"]),
     ("bad-duration", _bad_duration, ["defaults.cooldown", "5 minutes"]),
+    ("endless-interval", _endless_interval, ["defaults.interval", "longer than the 24h maximum"]),
+    ("huge-device-index", _huge_device_index, ["groups[0].device_index", "at most 127"]),
     ("unknown-mode", _unknown_mode, ["groups[0].mode", "floating-ip"]),
     ("detach-timeout-not-shorter", _detach_not_shorter, ["detach_timeout", "move_timeout"]),
     ("unknown-check-type", _bad_check, ["groups[0].checks[0]", "icmp"]),
@@ -132,6 +143,8 @@ TEXT_CASES = [
     ("yaml-syntax-error", "groups:\n  - name: g\n    members: [i-0aaaaaaa\n", ["line"]),
     ("empty-file", "", ["top level must be a mapping"]),
     ("key-written-twice", "groups: []\ngroups: []\n", ["written twice"]),
+    ("50000-deep", "groups: " + "[" * 50_000 + "]" * 50_000 + "\n", ["nested too deeply"]),
+    ("impossible-date", "groups: 2001-13-45\n", ["not valid YAML"]),
 ]
 
 
@@ -150,6 +163,7 @@ def assert_rejected(done: subprocess.CompletedProcess[str], words: list[str], sb
 COMMANDS = [
     pytest.param(("validate",), id="validate"),
     pytest.param(("move", "g", "--yes"), id="move"),
+    pytest.param(("run",), id="run"),
 ]
 
 
@@ -232,3 +246,15 @@ def test_bad_usage_exits_2_with_one_line_before_any_aws_call(
     path.write_text(yaml.safe_dump(valid_document(sb.url, tmp_path / "state.db")))
     done = run_cli(*args, "--config", str(path))
     assert_rejected(done, words, sb)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_fifo_as_the_config_exits_2_at_once(
+    sandbox: SandboxFactory, tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    """Rule: a non-regular file as the config is refused (exit 2, one line); reading it would hang."""
+    sb = sandbox()
+    fifo = tmp_path / "config.yaml"
+    os.mkfifo(fifo)
+    done = run_cli(*command, "--config", str(fifo), timeout=60)
+    assert_rejected(done, [str(fifo), "not a regular file"], sb)

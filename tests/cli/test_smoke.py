@@ -19,3 +19,12 @@ def test_move_yes_moves_the_eni_over_the_server(sandbox: Callable[..., Sandbox])
     assert sb.eni_owner(world.eni_id) == world.standbys[0]
     history = run_cli("history", "--json", "--config", str(config))
     assert '"outcome": "succeeded"' in history.stdout
+
+
+def test_version_prints_the_installed_version() -> None:
+    """Rule: `failover --version` names the version (what an operator quotes in a ticket)."""
+    from importlib.metadata import version
+
+    done = run_cli("--version")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"failover {version('failover')}"

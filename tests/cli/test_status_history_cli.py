@@ -8,18 +8,40 @@ STS reports it, with the move's from, to, steps and outcome.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 import boto3
+import pytest
+from jsonschema import Draft202012Validator
 
-from ..conftest import REGION, run_cli
+from ..conftest import REGION, Service, run_cli
 from .conftest import Sandbox
 
 SandboxFactory = Callable[..., Sandbox]
 
 GROUP_KEYS = {"name", "mode", "resource", "active", "state", "members", "last_failover"}
 MEMBER_KEYS = {"instance", "healthy", "reason"}
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+@cache
+def readme_schema() -> dict[str, Any]:
+    """The JSON Schema written in the README (the one ```json block with `urn:failover:output`)."""
+    blocks = re.findall(r"```json\n(.*?)```", README.read_text(encoding="utf-8"), re.DOTALL)
+    (schema,) = [json.loads(b) for b in blocks if '"urn:failover:output"' in b]
+    Draft202012Validator.check_schema(schema)
+    return dict(schema)
+
+
+def assert_valid(document: object, definition: str) -> None:
+    """`document` is valid against `#/$defs/<definition>` of the README's schema."""
+    validator = Draft202012Validator({**readme_schema(), "$ref": f"#/$defs/{definition}"})
+    errors = sorted(validator.iter_errors(document), key=lambda e: list(e.path))
+    assert not errors, "; ".join(f"{list(e.path)}: {e.message}" for e in errors)
 
 
 def status_json(config: Any) -> tuple[int, dict[str, Any]]:
@@ -170,3 +192,127 @@ def test_history_of_an_unknown_group_is_a_usage_error(sandbox: SandboxFactory) -
     assert len(lines) == 1, done.stderr
     assert "nosuch" in lines[0]
     assert sb.layer.calls == []
+
+
+@pytest.mark.process
+def test_status_and_history_json_validate_against_the_readme_schema(
+    sandbox: SandboxFactory, services: list[Service]
+) -> None:
+    """Rule: `status --json` and `history --json` have the shape the README documents;
+    unknown values are null; `forced` is true only when the operator passed --force.
+
+    Also the text form: column headers, each member's AZ and last probe age, and a member
+    below `rise` shown as `not yet healthy (1/2)`, not DOWN.
+    """
+    sb = sandbox(detach_delay_s=0.1)
+    world = sb.world("eni")
+    primary, standby = world.primary, world.standbys[0]
+    up = [Service(f"127.0.96.{n}", 0).start() for n in (2, 3)]
+    services.extend(up)
+    port = up[0].port
+    up[1].stop()
+    services.append(Service("127.0.96.3", port).start())
+    members = [
+        {"instance": primary, "address": "127.0.96.2"},
+        {"instance": standby, "address": "127.0.96.3"},
+    ]
+    config = sb.config(
+        sb.group(world, "eni", members=members, checks=[{"type": "tcp", "port": port}]),
+        defaults={"rise": 2, "timeout": "500ms"},
+    )
+    # Nothing probed yet: the move picks the first running standby, no --force.
+    assert run_cli("move", "g", "--yes", "--config", str(config)).returncode == 0
+    assert run_cli("check", "--config", str(config)).returncode == 0
+
+    code, status = status_json(config)
+    assert code == 0
+    assert_valid(status, "status")
+    (group,) = status["groups"]
+    assert group["active"] == standby == sb.eni_owner(world.eni_id or "")
+    by_id = {m["instance"]: m for m in group["members"]}
+    assert by_id[primary]["verdict"] == "rising"
+    assert (by_id[primary]["passes"], by_id[primary]["rise"]) == (1, 2)
+    assert by_id[primary]["last_probe"] is not None
+    assert by_id[primary]["last_probe_age_s"] >= 0
+    assert by_id[primary]["az"] == "us-east-1a"
+
+    text = run_cli("status", "--config", str(config))
+    assert text.returncode == 0, text.stderr
+    lines = text.stdout.splitlines()
+    assert lines[0].split() == ["GROUP", "MODE", "RESOURCE", "ACTIVE", "STATE"]
+    assert lines[2].split() == ["MEMBER", "AZ", "EC2", "HEALTH", "PROBED", "REASON"]
+    (row,) = [line for line in lines if primary in line and "last failover" not in line]
+    assert "us-east-1a" in row
+    assert "not yet healthy (1/2)" in row
+    assert "DOWN" not in row
+    assert re.search(r"\d+s ago", row), row
+
+    # Back to the primary, which has not reached `rise` yet: only --force allows it.
+    back = run_cli("move", "g", "--to", primary, "--force", "--yes", "--config", str(config))
+    assert back.returncode == 0, back.stdout + back.stderr
+    moves = history_json(config)
+    assert_valid(moves, "history")
+    assert [(m["to"], m["forced"]) for m in moves] == [(primary, True), (standby, False)]
+    assert all(m["finished_at"] is not None for m in moves)
+    code, status = status_json(config)
+    assert_valid(status, "status")
+    assert status["groups"][0]["last_failover"]["forced"] is True
+
+
+@pytest.mark.process
+def test_status_exits_1_when_the_active_member_is_down_and_says_down(
+    sandbox: SandboxFactory,
+) -> None:
+    """Rule: `status` exits 1 when a group is down or degraded (both members failed their probes)."""
+    sb = sandbox()
+    world = sb.world("eni")
+    members = [
+        {"instance": world.primary, "address": "127.0.97.2"},
+        {"instance": world.standbys[0], "address": "127.0.97.3"},
+    ]
+    config = sb.config(
+        sb.group(world, "eni", members=members, checks=[{"type": "tcp", "port": 9}]),
+        defaults={"fall": 1, "timeout": "300ms"},
+    )
+    checked = run_cli("check", "--config", str(config))
+    assert checked.returncode != 0, checked.stdout
+    code, status = status_json(config)
+    assert code == 1
+    assert_valid(status, "status")
+    (group,) = status["groups"]
+    assert group["state"] == "down"
+    assert group["active"] == world.primary == sb.eni_owner(world.eni_id or "")
+    assert {m["verdict"] for m in group["members"]} == {"down"}
+    text = run_cli("status", "--config", str(config))
+    assert text.returncode == 1
+    assert "DOWN" in text.stdout
+
+
+def test_history_json_uses_null_for_what_is_unknown() -> None:
+    """Rule: an open move has no finish time and a move recorded before `forced` was kept has
+    no answer: both are null (never "-"), and still valid against the README's schema."""
+    from failover.cli.report import move_json
+    from failover.core.ports import MoveRecord, StepRecord
+
+    record = MoveRecord(
+        move_id="m1",
+        group="g",
+        mode="eni",
+        resource="eni-0123456789abcdef0",
+        source=None,
+        target="i-0bbbbbbbbbbbbbbbb",
+        caller="",
+        reason="eni-0123456789abcdef0 is owned by nobody",
+        started_at=1_800_000_000.0,
+        operator_forced=None,
+        steps=(StepRecord("attach", "attach eni", "started", 1_800_000_001.0),),
+    )
+    move = move_json(record)
+    assert_valid([move], "history")
+    assert move["finished_at"] is None
+    assert move["forced"] is None
+    assert move["from"] is None
+    assert move["caller"] is None
+    assert move["detail"] is None
+    assert move["steps"][0]["detail"] is None
+    assert "-" not in [v for v in move.values() if isinstance(v, str)]

@@ -813,3 +813,30 @@ def test_an_operator_hold_stops_automatic_moves_and_names_release() -> None:
     assert (d.action, d.target) == ("held", None)
     assert "held by an operator (maintenance)" in d.reason
     assert "failover release db" in d.reason
+
+
+def test_a_group_aws_does_not_know_is_degraded_naming_the_region_not_a_network_fault() -> None:
+    """Rule: no member exists (a wrong region or ids): degraded, saying so, even on a suspect pass."""
+    from failover.config import parse
+
+    group = parse(
+        {
+            "groups": [
+                {
+                    "name": "g",
+                    "mode": "eip",
+                    "eip": "eipalloc-0123456789abcdef0",
+                    "members": ["i-0aaaaaaaaaaaaaaaa", "i-0bbbbbbbbbbbbbbbb"],
+                }
+            ]
+        }
+    ).groups[0]
+    view = GroupView(
+        "g", "eip", tuple(Instance(i, "missing", "") for i in group.instance_ids), address=None
+    )
+    decision = decide(view, group, {}, Facts(now=0.0, network_suspect=True, region="us-west-2"))
+    assert decision.action == "degraded"
+    assert decision.reason == (
+        "none of its instances exist (i-0aaaaaaaaaaaaaaaa, i-0bbbbbbbbbbbbbbbb) in region "
+        "us-west-2: check aws.region and the ids (`failover validate`)"
+    )

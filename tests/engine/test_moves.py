@@ -134,13 +134,19 @@ def test_stuck_detach_is_forced_from_a_running_member_with_operator_force(rig: R
 def test_planned_move_with_a_hanging_detach_stops_and_leaves_the_eni_where_it_was(
     rig: RigFactory,
 ) -> None:
-    """Rule: never Force away from a running, healthy member; stop and tell the operator about --force."""
+    """Rule: never Force away from a running, healthy member; stop and tell the operator about --force.
+
+    The message names AWS's own state of the attachment (`detaching`), not a guess.
+    """
     r = rig("eni", detach_timeout="1s")
     r.layer.stick_detach(r.world.eni_id or "")
-    with pytest.raises(StuckDetachError, match="--force"):
+    with pytest.raises(StuckDetachError, match="--force") as caught:
         r.engine.move(r.group, target=standby(r.world))
     att = r.eni()["Attachment"]
     assert att["InstanceId"] == r.world.primary
+    assert att["Status"] == "detaching"
+    assert "AWS shows the attachment detaching" in str(caught.value)
+    assert "stays attached" not in str(caught.value)
     assert [c.params.get("Force") for c in r.layer.calls_to("DetachNetworkInterface")] == [False]
     (record,) = r.store.history("g")
     assert record.outcome == "failed"

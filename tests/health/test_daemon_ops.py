@@ -16,7 +16,7 @@ from ..conftest import free_port, run_cli
 from .conftest import DaemonProcess, Loopback, Sandbox, wait_until
 
 
-def _get(url: str) -> tuple[int, str]:
+def get(url: str) -> tuple[int, str]:
     try:
         with urllib.request.urlopen(url, timeout=5) as reply:
             return reply.status, reply.read().decode()
@@ -52,11 +52,11 @@ def test_daemon_counts_the_move_in_metrics_and_alerts_the_webhook(
     )
     d = daemon(config)
     metrics = f"http://127.0.0.1:{port}"
-    wait_until(lambda: _get(f"{metrics}/healthz")[0] == 200, 30, "/healthz answering 200")
+    wait_until(lambda: get(f"{metrics}/healthz")[0] == 200, 30, "/healthz answering 200")
     wait_until(
         lambda: (
             'failover_member_healthy{group="g",instance="' + world.standbys[0] + '"} 1.0'
-            in _get(f"{metrics}/metrics")[1]
+            in get(f"{metrics}/metrics")[1]
         ),
         30,
         "the standby healthy in /metrics",
@@ -67,12 +67,12 @@ def test_daemon_counts_the_move_in_metrics_and_alerts_the_webhook(
     wait_until(
         lambda: (
             'failover_moves_total{group="g",outcome="succeeded"} 1.0'
-            in _get(f"{metrics}/metrics")[1]
+            in get(f"{metrics}/metrics")[1]
         ),
         15,
         "the move counted as succeeded",
     )
-    text = _get(f"{metrics}/metrics")[1]
+    text = get(f"{metrics}/metrics")[1]
     assert 'failover_member_healthy{group="g",instance="' + world.primary + '"} 0.0' in text
     assert "failover_last_successful_pass_timestamp_seconds" in text
     wait_until(

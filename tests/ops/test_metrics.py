@@ -102,6 +102,21 @@ def test_healthz_flips_to_503_when_unhealthy(
     assert get(f"{server.url}/nothing")[0] == 404
 
 
+def test_healthz_names_a_problem_while_the_loop_is_alive() -> None:
+    """Rule: a live loop that cannot do its job (blind to AWS) is 503 with the reason in the body."""
+    problem: list[str | None] = ["blind: 3 passes in a row could not read AWS"]
+    server = Metrics().serve("127.0.0.1:0", healthy=lambda: True, problem=lambda: problem[0])
+    try:
+        assert get(f"{server.url}/healthz") == (
+            503,
+            "unhealthy: blind: 3 passes in a row could not read AWS\n",
+        )
+        problem[0] = None
+        assert get(f"{server.url}/healthz") == (200, "ok\n")
+    finally:
+        server.close()
+
+
 def test_healthz_that_raises_is_unhealthy() -> None:
     def broken() -> bool:
         raise RuntimeError("scheduler gone")

@@ -70,6 +70,32 @@ def test_a_file_from_a_newer_failover_is_a_config_error(tmp_path: Path) -> None:
         SqliteStore(path)
 
 
+def test_a_version_1_file_is_migrated_keeping_its_moves_with_unknowns_as_none(
+    tmp_path: Path,
+) -> None:
+    """Rule: upgrading keeps the history; what v1 never recorded reads as unknown, not as "no"."""
+    path = tmp_path / "state.db"
+    with closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        for statement in MIGRATIONS[0]:
+            conn.execute(statement)
+        conn.execute("PRAGMA user_version = 1")
+        conn.execute(
+            "INSERT INTO moves (move_id, group_name, mode, resource, source, target, caller, "
+            "reason, started_at, outcome, finished_at, forced, token, detail) "
+            "VALUES ('m0', 'db', 'eni', 'eni-1', 'i-0aa', 'i-0bb', 'arn', 'old', 1.0, "
+            "'succeeded', 2.0, 1, NULL, '')"
+        )
+        conn.execute(
+            "INSERT INTO member_health VALUES ('db', 'i-0bb', 1, 5, 0, 'ok', 1.0)",
+        )
+    with SqliteStore(path) as store:
+        (old,) = store.history()
+        assert (old.move_id, old.forced, old.operator_forced) == ("m0", True, None)
+        assert store.load_health("db")["i-0bb"].probed_at == 0.0
+    with closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+
+
 def test_steps_and_finish_of_an_unknown_move_are_refused(tmp_path: Path) -> None:
     with SqliteStore(tmp_path / "state.db") as store:
         with pytest.raises(KeyError, match="move nope is not journaled"):

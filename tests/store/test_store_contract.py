@@ -97,6 +97,20 @@ def test_intent_is_visible_to_another_store_at_once(
     assert store_factory().open_moves() == [move]
 
 
+def test_whether_the_operator_forced_is_kept_apart_from_force_being_allowed(
+    store: Store, store_factory: StoreFactory
+) -> None:
+    """Rule: history's `forced` is the operator's --force, not the engine's Force permission."""
+    automatic = make_move("m1", forced=True, operator_forced=False)
+    manual = make_move("m2", forced=True, operator_forced=True)
+    store.begin_move(automatic)
+    store.begin_move(manual)
+
+    by_id = {m.move_id: m for m in store_factory().open_moves()}
+    assert (by_id["m1"].forced, by_id["m1"].operator_forced) == (True, False)
+    assert (by_id["m2"].forced, by_id["m2"].operator_forced) == (True, True)
+
+
 def test_steps_are_appended_in_order_and_returned_with_the_move(
     store: Store, store_factory: StoreFactory
 ) -> None:
@@ -191,7 +205,9 @@ def test_health_is_upserted_per_member_and_group(store: Store, store_factory: St
     store.save_health("db", [aa, bb])
     store.save_health("web", [MemberHealth("i-0aa", healthy=False, failures=1)])
 
-    aa_failing = MemberHealth("i-0aa", healthy=True, successes=0, failures=1, changed_at=3.0)
+    aa_failing = MemberHealth(
+        "i-0aa", healthy=True, successes=0, failures=1, changed_at=3.0, probed_at=4.5
+    )
     store.save_health("db", [aa_failing])
 
     other = store_factory()
