@@ -70,7 +70,8 @@ def untagged(cloud: Cloud, group: Group, view: GroupView) -> list[str]:
         missing.append(f"ENI {view.eni.eni_id} {why}")
     if group.eip and view.address is not None and not _tagged(view.address.tags):
         missing.append(f"Elastic IP {group.eip} {why}")
-    if group.mode is not Mode.ENI:
+    if group.mode in (Mode.SECONDARY_IP, Mode.EIP):
+        # The calls that move them name the target's eth0 (a route's IAM resource is the table).
         eth0s = {m.primary_eni_id: m.instance_id for m in view.members if m.primary_eni_id}
         for eni_id, eni in sorted(cloud.describe_enis(list(eth0s)).items()):
             if not _tagged(eni.tags):
