@@ -23,7 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from failover.aws import bounds, ec2_routes, permissions
 from failover.aws.describe import PAGE_SIZE, by_ids, pages
-from failover.aws.errors import error_code, translate
+from failover.aws.errors import UNREACHABLE, error_code, translate
 from failover.aws.pacing import Pacer
 from failover.aws.shapes import address_of, eni_of, instance_of, status_of
 from failover.core.errors import CloudError, PermissionDeniedError
@@ -104,6 +104,8 @@ class Ec2Cloud:
             except PermissionDeniedError:
                 raise
             except CloudError as exc:
+                if exc.code == UNREACHABLE:
+                    raise  # the endpoint does not answer: nothing can be read, not one AZ
                 self._read_unzoned(unzoned, exc, found, failed)
         return found, failed
 
@@ -115,6 +117,8 @@ class Ec2Cloud:
         except PermissionDeniedError:
             raise
         except CloudError as exc:
+            if exc.code == UNREACHABLE:
+                raise  # the endpoint does not answer: nothing can be read, not one AZ
             failed.update(dict.fromkeys(ids, exc))
 
     def _read_instances(self, ids: list[str], found: dict[str, Instance]) -> None:

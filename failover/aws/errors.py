@@ -42,6 +42,9 @@ TRANSIENT_CODES = frozenset(
 # AWS says UnauthorizedOperation; moto's IAM emulation says AccessDenied.
 PERMISSION_CODES = frozenset({"UnauthorizedOperation", "AccessDenied", "AccessDeniedException"})
 
+# The code of an error botocore raised without an answer from AWS (timeouts, refused connections).
+UNREACHABLE = "NetworkError"
+
 
 def error_code(exc: ClientError) -> str:
     """The AWS error code of a ClientError ("" when the body had none)."""
@@ -65,7 +68,7 @@ def translate(exc: Exception, action: str, resource: str = "", service: str = "e
             action, "NoCredentials", "no AWS credentials found (boto3 credential chain)", resource
         )
     if isinstance(exc, EndpointConnectionError | ConnectionError | ReadTimeoutError):
-        return TransientCloudError(action, "NetworkError", str(exc), resource)
+        return TransientCloudError(action, UNREACHABLE, str(exc), resource)
     if isinstance(exc, BotoCoreError):
         return PermanentCloudError(action, type(exc).__name__, str(exc), resource)
     raise exc

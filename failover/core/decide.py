@@ -251,7 +251,13 @@ def _requested(
     """An operator's move: the same rules, each one `--force` may override named in the refusal."""
     target = request.target or _operator_choice(view, group, health, force=request.force)
     if target is None:
-        why = "; ".join(refusals(view, group))
+        healthy = _healthy_candidates(view, group, health)
+        sick = [
+            f"{i}: {h.reason or 'not healthy yet'}"
+            for i in candidates(view, group)
+            if i not in healthy and (h := health.get(i)) is not None
+        ]
+        why = "; ".join([*refusals(view, group), *sick])
         return Decision(
             "refused",
             "no other member is healthy, running and able to take it"

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from failover.core.errors import CloudError
+from failover.core.errors import CloudError, PermissionDeniedError
 from failover.core.model import GroupView, Mode, Permission
 from failover.core.planner import validation_problems
 from failover.core.ports import Cloud
@@ -39,7 +39,7 @@ def validate_groups(cloud: Cloud, groups: Sequence[Group]) -> Findings:
     for group in groups:
         try:
             view = cloud.observe(group)
-        except CloudError as exc:
+        except PermissionDeniedError as exc:
             found.problems.append(f"group {group.name}: cannot read AWS: {exc}")
             continue
         found.problems += [
