@@ -36,10 +36,14 @@ class DeadlineReached(BotoCoreError):
     fmt = "{reason}"
 
     def __init__(self, reason: str) -> None:
-        last: tuple[str, str] | None = getattr(_local, "last_answer", None)
-        self.code, self.message = last or ("DeadlineReached", reason)
+        last: tuple[str, str, str] | None = getattr(_local, "last_answer", None)
+        self.code, self.message = (last[0], last[1]) if last else ("DeadlineReached", reason)
         if last is not None:
-            reason = f"{last[1]} (still the answer when the move's deadline passed)"
+            # Named with the call AWS gave it to: the call refused here may be another (a read).
+            code, message, operation = last
+            reason = (
+                f"{message} (AWS's answer to {operation}, {code}, until the move's deadline passed)"
+            )
         super().__init__(reason=reason)
 
 
@@ -69,7 +73,11 @@ def attach(client: Any) -> None:
 
     def limit_retries(attempts: int, operation: Any, response: Any = None, **_: Any) -> bool | None:
         error = response[1].get("Error", {}) if response is not None else {}
-        _local.last_answer = (str(error["Code"]), str(error.get("Message", ""))) if error else None
+        _local.last_answer = (
+            (str(error["Code"]), str(error.get("Message", "")), str(operation.name))
+            if error
+            else None
+        )
         mutating = not str(operation.name).startswith(_READ_PREFIXES)
         if (mutating and attempts >= MUTATING_ATTEMPTS) or exhausted():
             return False  # first in line: botocore's own retry handler is not asked
