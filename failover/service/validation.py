@@ -61,7 +61,10 @@ def validate_groups(cloud: Cloud, groups: Sequence[Group]) -> Findings:
 
 
 def untagged(cloud: Cloud, group: Group, view: GroupView) -> list[str]:
-    """Each member, floating resource and (secondary-ip, eip) member eth0 without the tag."""
+    """Each member, floating resource and (secondary-ip, eip) member eth0 without the tag.
+
+    Route mode's ReplaceRoute is authorized against the route table alone: its eth0s need none.
+    """
     why = f"has no {TAG_KEY} tag: a tag-scoped policy (policies/failover-ec2.json) refuses it"
     missing = [
         f"instance {m.instance_id} {why}" for m in view.members if m.exists and not _tagged(m.tags)
@@ -70,7 +73,7 @@ def untagged(cloud: Cloud, group: Group, view: GroupView) -> list[str]:
         missing.append(f"ENI {view.eni.eni_id} {why}")
     if group.eip and view.address is not None and not _tagged(view.address.tags):
         missing.append(f"Elastic IP {group.eip} {why}")
-    if group.mode is not Mode.ENI:
+    if group.mode in (Mode.SECONDARY_IP, Mode.EIP):  # the ENI the IP or EIP moves onto
         eth0s = {m.primary_eni_id: m.instance_id for m in view.members if m.primary_eni_id}
         for eni_id, eni in sorted(cloud.describe_enis(list(eth0s)).items()):
             if not _tagged(eni.tags):
