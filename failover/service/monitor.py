@@ -207,24 +207,20 @@ class Monitor:
         views = self.cloud.observe_many(groups, with_status=wants_status)
         if wants_status:
             for view in views.values():
-                self._status_cache.update(
-                    {m.instance_id: (m.status_ok, m.checks_insufficient) for m in view.members}
-                )
+                if not view.unread:  # an unread member's "no verdict" is no verdict to keep
+                    self._status_cache.update(
+                        {m.instance_id: (m.status_ok, m.checks_insufficient) for m in view.members}
+                    )
             return views
         return {
-            name: replace(
-                view,
-                members=tuple(
-                    replace(
-                        m,
-                        status_ok=self._status_cache.get(m.instance_id, (None, False))[0],
-                        checks_insufficient=self._status_cache.get(m.instance_id, (None, False))[1],
-                    )
-                    for m in view.members
-                ),
-            )
+            name: replace(view, members=tuple(map(self._cached, view.members)))
             for name, view in views.items()
         }
+
+    def _cached(self, member: Instance) -> Instance:
+        """`member` with the status checks the last asking pass read."""
+        ok, insufficient = self._status_cache.get(member.instance_id, (None, False))
+        return replace(member, status_ok=ok, checks_insufficient=insufficient)
 
     def _probe_all(
         self, groups: Sequence[Group], views: dict[str, GroupView]

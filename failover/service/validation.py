@@ -61,7 +61,10 @@ def validate_groups(cloud: Cloud, groups: Sequence[Group]) -> Findings:
 
 
 def untagged(cloud: Cloud, group: Group, view: GroupView) -> list[str]:
-    """Each member, floating resource and (secondary-ip, eip) member eth0 without the tag."""
+    """Each member, floating resource and (secondary-ip, eip) member eth0 without the tag.
+
+    Route mode's ReplaceRoute is authorized against the route table alone: its eth0s need none.
+    """
     why = f"has no {TAG_KEY} tag: a tag-scoped policy (policies/failover-ec2.json) refuses it"
     missing = [
         f"instance {m.instance_id} {why}" for m in view.members if m.exists and not _tagged(m.tags)
