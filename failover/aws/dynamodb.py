@@ -5,7 +5,8 @@ conditional write answers True (written) or False (the condition said no) instea
 raising, and every other error is translated once into failover's CloudError tree.
 Items cross this edge as plain Python values (str, int, float, bool, None, lists, dicts);
 numbers come back as `Decimal` (DynamoDB normalizes them, so 1.0 reads back as 1): callers
-convert with `float()` / `int()` (the conversions: failover/aws/dynamodb_values.py).
+convert with `float()` / `int()` (the conversions: failover/aws/dynamodb_values.py; keys,
+transaction writes and expression arguments: failover/aws/dynamodb_requests.py).
 `create_table` (failover/aws/dynamodb_create.py) is what `failover validate --create-table`
 runs; the key design of what goes in the table belongs to its users (failover/store/dynamodb.py,
 failover/store/dynamodb_lease.py).
@@ -17,12 +18,24 @@ import itertools
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from failover.aws.dynamodb_values import from_attribute, from_item, to_attribute, to_item
+from failover.aws.dynamodb_requests import (
+    EXPIRES,
+    PK,
+    SK,
+    Delete,
+    Put,
+    Update,
+    Write,
+    check_key_schema,
+    expression_args,
+    key,
+    transact_action,
+)
+from failover.aws.dynamodb_values import from_attribute, from_item, to_item
 from failover.aws.errors import error_code, translate
 from failover.core.errors import (
     CloudError,
@@ -33,14 +46,20 @@ from failover.core.errors import (
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-PK = "pk"
-"""The partition key attribute (a string)."""
-
-SK = "sk"
-"""The sort key attribute (a string)."""
-
-EXPIRES = "expires"
-"""The table's DynamoDB TTL attribute (epoch seconds): set only on items that may vanish."""
+__all__ = [
+    "BATCH_GET_MAX_KEYS",
+    "EXPIRES",
+    "PK",
+    "SK",
+    "TRANSACTION_MAX_ITEMS",
+    "Delete",
+    "DynamoTable",
+    "Put",
+    "Update",
+    "Write",
+    "check_key_schema",
+    "translate_dynamodb",
+]
 
 TRANSACTION_MAX_ITEMS = 100
 """TransactWriteItems takes at most this many actions."""
@@ -64,40 +83,6 @@ _CONDITION_FAILED = "ConditionalCheckFailedException"
 # A transaction cancelled only because another write touched one of its items: retry it.
 _CONFLICT_RETRIES = 5
 _CONFLICT_BACKOFF_S = 0.02
-
-
-@dataclass(frozen=True)
-class Put:
-    """A PutItem inside a transaction, with an optional condition on the item it replaces."""
-
-    item: Mapping[str, Any]
-    condition: str | None = None
-    names: Mapping[str, str] | None = None
-    values: Mapping[str, Any] | None = None
-
-
-@dataclass(frozen=True)
-class Update:
-    """An UpdateItem inside a transaction."""
-
-    pk: str
-    sk: str
-    expression: str
-    condition: str | None = None
-    names: Mapping[str, str] | None = None
-    values: Mapping[str, Any] | None = None
-
-
-@dataclass(frozen=True)
-class Delete:
-    """A DeleteItem inside a transaction."""
-
-    pk: str
-    sk: str
-
-
-Write = Put | Update | Delete
-"""One action of a transaction."""
 
 
 class DynamoTable:
@@ -139,7 +124,7 @@ class DynamoTable:
             "GetItem",
             self._client.get_item,
             TableName=self.name,
-            Key=_key(pk, sk),
+            Key=key(pk, sk),
             ConsistentRead=True,
         )
         item = reply.get("Item")
@@ -156,7 +141,7 @@ class DynamoTable:
         for start in range(0, len(unique), BATCH_GET_MAX_KEYS):
             request: dict[str, Any] = {
                 self.name: {
-                    "Keys": [_key(pk, sk) for pk, sk in unique[start : start + BATCH_GET_MAX_KEYS]],
+                    "Keys": [key(pk, sk) for pk, sk in unique[start : start + BATCH_GET_MAX_KEYS]],
                     "ConsistentRead": True,
                 }
             }
@@ -185,7 +170,7 @@ class DynamoTable:
         return self._conditional(
             "PutItem",
             self._client.put_item,
-            _expression_args(condition, names, values),
+            expression_args(condition, names, values),
             TableName=self.name,
             Item=to_item(item),
         )
@@ -204,9 +189,9 @@ class DynamoTable:
         return self._conditional(
             "UpdateItem",
             self._client.update_item,
-            _expression_args(condition, names, values),
+            expression_args(condition, names, values),
             TableName=self.name,
-            Key=_key(pk, sk),
+            Key=key(pk, sk),
             UpdateExpression=expression,
         )
 
@@ -224,10 +209,10 @@ class DynamoTable:
         try:
             reply = self._client.update_item(
                 TableName=self.name,
-                Key=_key(pk, sk),
+                Key=key(pk, sk),
                 UpdateExpression="ADD #counter :one",
                 ReturnValues="UPDATED_NEW",
-                **_expression_args(
+                **expression_args(
                     condition, {"#counter": attribute}, {":one": 1, **(values or {})}
                 ),
             )
@@ -255,7 +240,7 @@ class DynamoTable:
         """
         if len(writes) > TRANSACTION_MAX_ITEMS:
             raise ValueError(f"a transaction takes at most {TRANSACTION_MAX_ITEMS} items")
-        actions = [self._action(write) for write in writes]
+        actions = [transact_action(self.name, write) for write in writes]
         for attempt in range(_CONFLICT_RETRIES + 1):
             try:
                 self._client.transact_write_items(TransactItems=actions)
@@ -276,20 +261,6 @@ class DynamoTable:
                 raise self._error(exc, "TransactWriteItems") from None
             return []
         raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
-
-    def _action(self, write: Write) -> dict[str, Any]:
-        if isinstance(write, Put):
-            put = {"TableName": self.name, "Item": to_item(write.item)}
-            return {"Put": {**put, **_expression_args(write.condition, write.names, write.values)}}
-        if isinstance(write, Update):
-            update = {
-                "TableName": self.name,
-                "Key": _key(write.pk, write.sk),
-                "UpdateExpression": write.expression,
-            }
-            args = _expression_args(write.condition, write.names, write.values)
-            return {"Update": {**update, **args}}
-        return {"Delete": {"TableName": self.name, "Key": _key(write.pk, write.sk)}}
 
     def query(
         self,
@@ -316,7 +287,7 @@ class DynamoTable:
         elif between is not None:
             condition += " AND #sk BETWEEN :low AND :high"
             key_values.update({":low": between[0], ":high": between[1]})
-        args = _expression_args(
+        args = expression_args(
             None, {"#pk": PK, "#sk": SK, **(names or {})}, {**key_values, **(values or {})}
         )
         if prefix is None and between is None and "#sk" not in (where or ""):
@@ -343,7 +314,7 @@ class DynamoTable:
         values: Mapping[str, Any] | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Every item of the table that passes `where` (strongly consistent), in no order."""
-        args = _expression_args(None, names, values)
+        args = expression_args(None, names, values)
         if where is not None:
             args["FilterExpression"] = where
         return self._pages(
@@ -392,32 +363,3 @@ def translate_dynamodb(exc: Exception, action: str, table: str) -> CloudError:
         message = str(exc.response.get("Error", {}).get("Message", "")) or str(exc)
         return TransientCloudError(action, error_code(exc), message, resource)
     return translate(exc, action, resource, "dynamodb")
-
-
-def check_key_schema(name: str, table: Mapping[str, Any]) -> None:
-    """ConfigError unless `table` (DescribeTable's) has failover's keys: pk HASH, sk RANGE."""
-    keys = {k["AttributeName"]: k["KeyType"] for k in table.get("KeySchema", [])}
-    if keys != {PK: "HASH", SK: "RANGE"}:
-        raise ConfigError(
-            f"state.table {name}: key schema is {keys}, not failover's "
-            f"({PK} HASH, {SK} RANGE); point state.table at another table"
-        )
-
-
-def _key(pk: str, sk: str) -> dict[str, Any]:
-    return {PK: {"S": pk}, SK: {"S": sk}}
-
-
-def _expression_args(
-    condition: str | None,
-    names: Mapping[str, str] | None,
-    values: Mapping[str, Any] | None,
-) -> dict[str, Any]:
-    args: dict[str, Any] = {}
-    if condition is not None:
-        args["ConditionExpression"] = condition
-    if names:
-        args["ExpressionAttributeNames"] = dict(names)
-    if values:
-        args["ExpressionAttributeValues"] = {k: to_attribute(v) for k, v in values.items()}
-    return args

@@ -1,8 +1,9 @@
 """SqliteStore: the embedded default Store, one SQLite file shared by every local process.
 
 The tables and their migrations are in failover/store/sqlite_schema.py (the schema
-version is kept in `PRAGMA user_version`); the per-group claims that live in the same
-file are failover/store/sqlite_claims.py.
+version is kept in `PRAGMA user_version`); opening the file (read-write or read-only) is
+failover/store/sqlite_connection.py; the per-group claims that live in the same file are
+failover/store/sqlite_claims.py.
 
 Steps live in a child table rather than a JSON column so that `record_step` is one
 INSERT: appending never rewrites the move, and two processes appending to the same
@@ -27,17 +28,20 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
-from failover.core.errors import ConfigError, FailoverError, StateBusyError
+from failover.core.errors import FailoverError
 from failover.core.ports import GroupMemory, GroupState, MemberHealth, MoveRecord, StepRecord
 from failover.store.closing import Closing
-from failover.store.holders import describe
+from failover.store.sqlite_connection import (
+    BUSY_TIMEOUT_S,
+    busy,
+    busy_error,
+    connect,
+    connect_read_only,
+)
 from failover.store.sqlite_schema import (
     HEALTH_COLUMNS,
-    MIGRATIONS,
     MOVE_COLUMNS,
     SCHEMA_VERSION,
     STATE_COLUMNS,
@@ -52,9 +56,6 @@ from failover.store.sqlite_schema import (
 )
 
 __all__ = ["BUSY_TIMEOUT_S", "IN_PROGRESS", "SCHEMA_VERSION", "SqliteStore"]
-
-BUSY_TIMEOUT_S = 10.0
-"""How long a call waits for another process's write lock before it fails."""
 
 IN_PROGRESS = "in-progress"
 """The outcome of a journaled move that has not finished."""
@@ -76,139 +77,13 @@ class SqliteStore(Closing):
         # and SQLite serializes writers anyway, so the lock costs nothing that matters.
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = (
-            self._connect_read_only() if read_only else self._connect()
+            connect_read_only(self._path) if read_only else connect(self._path)
         )
 
     @property
     def path(self) -> str:
         """The database file this store reads and writes."""
         return self._path
-
-    def _connect(self) -> sqlite3.Connection:
-        path = self._path
-        if path != ":memory:":
-            target = Path(path)
-            try:
-                # is_dir() itself raises PermissionError when a parent is not searchable.
-                if target.is_dir():
-                    raise ConfigError(f"state.path {path}: is a directory, not a database file")
-                target.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise ConfigError(
-                    f"state.path {path}: cannot use its directory: {exc.strerror or exc}"
-                ) from exc
-            # SQLite's own word for both is "unable to open database file"; say which.
-            # The directory must be writable too: WAL keeps -wal and -shm files beside it.
-            if not os.access(target.parent, os.W_OK):
-                raise ConfigError(f"state.path {path}: directory {target.parent} is not writable")
-            if target.exists() and not os.access(target, os.R_OK | os.W_OK):
-                raise ConfigError(f"state.path {path}: file is not readable and writable")
-        try:
-            # isolation_level=None: the module's implicit transactions are off, so
-            # BEGIN IMMEDIATE / COMMIT below are exactly the transactions that run.
-            conn = sqlite3.connect(
-                path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-            )
-        except sqlite3.Error as exc:
-            raise ConfigError(f"state.path {path}: cannot open: {exc}") from exc
-        try:
-            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-            conn.execute("PRAGMA foreign_keys = ON")
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if path != ":memory:" and str(mode).lower() != "wal":
-                raise ConfigError(f"state.path {path}: cannot use WAL journal (got {mode})")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            self._migrate(conn)
-        except sqlite3.OperationalError as exc:
-            conn.close()
-            if _busy(exc):
-                raise self._busy_error("open") from exc
-            raise ConfigError(f"state.path {path}: not a usable state database: {exc}") from exc
-        except sqlite3.Error as exc:
-            conn.close()
-            raise ConfigError(f"state.path {path}: not a usable state database: {exc}") from exc
-        except BaseException:
-            conn.close()
-            raise
-        return conn
-
-    def _connect_read_only(self) -> sqlite3.Connection:
-        """A connection that never writes: `mode=ro`, else `immutable=1` (a WAL file in a
-        read-only directory with no -shm to share), migrated in memory if it is older."""
-        path = self._path
-        target = Path(path)
-        if path == ":memory:" or not target.exists():
-            return self._empty()
-        if target.is_dir():
-            raise ConfigError(f"state.path {path}: is a directory, not a database file")
-        if not os.access(target, os.R_OK):
-            raise ConfigError(f"state.path {path}: file is not readable")
-        uri = "file:" + quote(str(target.absolute()))
-        last: sqlite3.Error | None = None
-        for flags in ("mode=ro", "mode=ro&immutable=1"):
-            conn = sqlite3.connect(
-                f"{uri}?{flags}",
-                uri=True,
-                timeout=BUSY_TIMEOUT_S,
-                isolation_level=None,
-                check_same_thread=False,
-            )
-            try:
-                version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-            except sqlite3.Error as exc:
-                conn.close()
-                last = exc
-                continue
-            if version > SCHEMA_VERSION:
-                conn.close()
-                raise ConfigError(
-                    f"state.path {path}: schema version {version} is newer than this "
-                    f"failover understands ({SCHEMA_VERSION}); upgrade failover"
-                )
-            if version == SCHEMA_VERSION:
-                return conn
-            # An older file: read it through an upgraded copy in memory, never the file itself.
-            memory = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
-            try:
-                conn.backup(memory)
-            finally:
-                conn.close()
-            self._migrate(memory)
-            return memory
-        raise ConfigError(f"state.path {path}: cannot open read-only: {last}")
-
-    def _empty(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
-        self._migrate(conn)
-        return conn
-
-    def _busy_error(self, operation: str) -> StateBusyError:
-        return StateBusyError(
-            f"state.path {self._path}: busy: another process held its write lock for more "
-            f"than {BUSY_TIMEOUT_S:g}s ({operation}; {describe(self._path)}); try again"
-        )
-
-    def _migrate(self, conn: sqlite3.Connection) -> None:
-        # Under BEGIN IMMEDIATE so two processes opening a fresh file at once cannot
-        # both run a migration: the second waits, then sees the new user_version.
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-            if version > SCHEMA_VERSION:
-                raise ConfigError(
-                    f"state.path {self._path}: schema version {version} is newer than this "
-                    f"failover understands ({SCHEMA_VERSION}); upgrade failover"
-                )
-            for statements in MIGRATIONS[version:]:
-                for statement in statements:
-                    conn.execute(statement)
-            if version != SCHEMA_VERSION:
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
 
     @contextmanager
     def transaction(self, operation: str, *, write: bool) -> Iterator[sqlite3.Connection]:
@@ -229,8 +104,8 @@ class SqliteStore(Closing):
                     raise
                 conn.execute("COMMIT")
             except sqlite3.OperationalError as exc:
-                if _busy(exc):
-                    raise self._busy_error(operation) from exc
+                if busy(exc):
+                    raise busy_error(self._path, operation) from exc
                 raise FailoverError(f"state store {self._path}: {operation}: {exc}") from exc
             except sqlite3.Error as exc:
                 raise FailoverError(f"state store {self._path}: {operation}: {exc}") from exc
@@ -449,11 +324,3 @@ class SqliteStore(Closing):
             conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
-
-
-def _busy(exc: sqlite3.OperationalError) -> bool:
-    """SQLITE_BUSY / SQLITE_LOCKED: another connection holds the lock we waited for."""
-    code = getattr(exc, "sqlite_errorcode", None)
-    if code is not None:
-        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
-    return "locked" in str(exc) or "busy" in str(exc)

@@ -68,7 +68,7 @@ def test_secondary_ip_mode_moves_the_ip_and_it_is_gone_from_the_primary(rig: Rig
 def test_secondary_ip_mode_reassociates_an_eip_that_did_not_follow(rig: RigFactory) -> None:
     """Rule: confirm the EIP followed the IP; re-associate it (AllowReassociation) when it did not."""
     r = rig("secondary-ip", layer={"eip_follows": False})
-    r.engine._eip_grace_s = 0.5
+    r.engine.steps.eip_grace_s = 0.5
     r.engine.move(r.group, target=standby(r.world))
     eip = r.eip()
     assert r.ip_holders() == {standby(r.world)}
