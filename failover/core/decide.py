@@ -251,7 +251,13 @@ def _requested(
     """An operator's move: the same rules, each one `--force` may override named in the refusal."""
     target = request.target or _operator_choice(view, group, health, force=request.force)
     if target is None:
-        why = "; ".join(refusals(view, group))
+        # The rules that shut members out, and what the probes (perhaps just now) said of the rest.
+        sick = [
+            f"{i}: {h.reason or 'not healthy yet'}"
+            for i in candidates(view, group)
+            if (h := health.get(i)) is not None and not h.healthy
+        ]
+        why = "; ".join([*refusals(view, group), *sick])
         return Decision(
             "refused",
             "no other member is healthy, running and able to take it"
