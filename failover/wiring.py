@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 # The one-shot commands' budget per call, re-exported: the CLI may not import the client builder.
 from failover.aws.clients import READ_BUDGET_S as READ_BUDGET_S
-from failover.aws.clients import make_client
+from failover.aws.clients import READ_START_BY_S, make_client
 from failover.aws.ec2 import Ec2Cloud
 from failover.aws.pacing import Pacer
 from failover.aws.sns import SnsPublisher
@@ -25,7 +25,7 @@ from failover.coord.fence import Fence, holding
 from failover.coord.lease import TableLease
 from failover.core.errors import ConfigError
 from failover.core.model import Step
-from failover.core.ports import LeaseTable, MemberHealth, StepRecord, Store
+from failover.core.ports import Clock, LeaseTable, MemberHealth, StepRecord, Store
 from failover.ops.clock import SystemClock
 from failover.ops.hooks import AfterMoveRunner
 from failover.ops.notify import Notifier, chain
@@ -122,6 +122,16 @@ def make_cloud(
         clock.now,
         Pacer(clock.monotonic, clock.sleep),
     )
+
+
+@contextmanager
+def read_budget(cloud: Ec2Cloud, clock: Clock) -> Iterator[None]:
+    """The block's EC2 reads (this thread's) start no attempt once the read budget could
+    not fit one more: a command's reads end within READ_BUDGET_S, however many calls they
+    take. A move begun inside keeps its own deadline for its own calls."""
+    start_by = clock.monotonic() + READ_START_BY_S
+    with cloud.bounded(lambda: start_by - clock.monotonic(), "the read budget"):
+        yield
 
 
 @contextmanager

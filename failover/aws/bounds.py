@@ -42,20 +42,28 @@ class DeadlineReached(BotoCoreError):
             # Named with the call AWS gave it to: the call refused here may be another (a read).
             code, message, operation = last
             reason = (
-                f"{message} (AWS's answer to {operation}, {code}, until the move's deadline passed)"
+                f"{message} (AWS's answer to {operation}, {code}, until {deadline_name()} passed)"
             )
         super().__init__(reason=reason)
 
 
 @contextmanager
-def bounded(time_left: Callable[[], float] | None) -> Iterator[None]:
-    """Bound this thread's EC2 calls for the block: `time_left()` is the seconds to the deadline."""
-    previous = getattr(_local, "time_left", None)
-    _local.time_left = time_left
+def bounded(
+    time_left: Callable[[], float] | None, name: str = "the move's deadline"
+) -> Iterator[None]:
+    """Bound this thread's EC2 calls for the block: `time_left()` is the seconds to the deadline,
+    `name` what the deadline is, in the messages (`the move's deadline`, `the read budget`)."""
+    previous = getattr(_local, "time_left", None), getattr(_local, "name", None)
+    _local.time_left, _local.name = time_left, name
     try:
         yield
     finally:
-        _local.time_left = previous
+        _local.time_left, _local.name = previous
+
+
+def deadline_name() -> str:
+    """What this thread's deadline is, for a message."""
+    return str(getattr(_local, "name", None) or "the move's deadline")
 
 
 def exhausted(after: float = 0.0) -> bool:
@@ -69,15 +77,24 @@ def attach(client: Any) -> None:
 
     def refuse_late(**_: Any) -> None:
         if exhausted():
-            raise DeadlineReached("the move's deadline passed before the call was sent")
+            raise DeadlineReached(f"{deadline_name()} passed before the call was sent")
 
-    def limit_retries(attempts: int, operation: Any, response: Any = None, **_: Any) -> bool | None:
+    def limit_retries(
+        attempts: int,
+        operation: Any,
+        response: Any = None,
+        caught_exception: Exception | None = None,
+        **_: Any,
+    ) -> bool | None:
         error = response[1].get("Error", {}) if response is not None else {}
-        _local.last_answer = (
-            (str(error["Code"]), str(error.get("Message", "")), str(operation.name))
-            if error
-            else None
-        )
+        if error:
+            answer = (str(error["Code"]), str(error.get("Message", "")), str(operation.name))
+            _local.last_answer = answer
+        elif caught_exception is not None:
+            # No answer at all (a timeout, a refused connection): that is the cause to name.
+            _local.last_answer = ("NetworkError", str(caught_exception), str(operation.name))
+        else:
+            _local.last_answer = None
         mutating = not str(operation.name).startswith(_READ_PREFIXES)
         if (mutating and attempts >= MUTATING_ATTEMPTS) or exhausted():
             return False  # first in line: botocore's own retry handler is not asked

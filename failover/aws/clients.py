@@ -1,10 +1,11 @@
 """Build the boto3 clients failover uses, from the config; called by the wiring only.
 
 Every call is bounded. The daemon uses the config's `max_attempts` (its passes retry
-anyway, and a blind daemon says so). The one-shot commands that read to report (status,
-check, validate) give up on an endpoint within READ_BUDGET_S: short timeouts, and only
-as many attempts as fit the budget in the worst case (each attempt timing out, and
-botocore's longest backoff between them).
+anyway, and a blind daemon says so). The one-shot commands (status, check, validate,
+move) give up on an endpoint within READ_BUDGET_S: short timeouts, and only as many
+attempts as fit the budget in the worst case (each attempt timing out, and botocore's
+longest backoff between them); their reads as a whole start no attempt after
+READ_START_BY_S (`wiring.read_budget`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ BUDGET_CONNECT_TIMEOUT_S = 2.0
 BUDGET_READ_TIMEOUT_S = 5.0
 # botocore's standard retry: before attempt i + 1, at most min(2 ** (i - 1), 20) seconds.
 _MAX_BACKOFF_S = 20.0
+# A command's reads span several calls: no attempt starts later than this into it, so the
+# last one still ends within READ_BUDGET_S (failover/aws/bounds.py refuses later ones).
+READ_START_BY_S = READ_BUDGET_S - (BUDGET_CONNECT_TIMEOUT_S + BUDGET_READ_TIMEOUT_S)
 
 
 def worst_case_s(attempts: int, connect_s: float, read_s: float) -> float:

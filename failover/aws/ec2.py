@@ -67,9 +67,12 @@ class Ec2Cloud:
         bounds.attach(ec2)
 
     @contextmanager
-    def bounded(self, time_left: Callable[[], float] | None) -> Iterator[None]:
-        """In the block, no EC2 call of this thread starts once `time_left()` is <= 0."""
-        with bounds.bounded(time_left):
+    def bounded(
+        self, time_left: Callable[[], float] | None, name: str = "the move's deadline"
+    ) -> Iterator[None]:
+        """In the block, no EC2 call of this thread starts once `time_left()` is <= 0
+        (`name`: what the deadline is, in the messages)."""
+        with bounds.bounded(time_left, name):
             yield
 
     @property

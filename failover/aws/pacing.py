@@ -173,10 +173,10 @@ class Pacer:
             tokens = self._buckets.get(bucket, now)
             delay = tokens.reserve(now)
             if bounds.exhausted(after=delay):
-                # The call could only start after its move's deadline: give the token back.
+                # The call could only start after its deadline: give the token back.
                 tokens.tokens += 1.0
                 raise bounds.DeadlineReached(
-                    f"the move's deadline comes before a {bucket} token: the call was not sent"
+                    f"{bounds.deadline_name()} comes before a {bucket} token: the call was not sent"
                 )
             self.waited_s += delay
         if delay > 0:

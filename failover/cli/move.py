@@ -30,7 +30,15 @@ from failover.core.ports import Clock, MemberHealth
 from failover.probes import run_probes
 from failover.service.freshness import fresh_health
 from failover.service.switchover import GroupOutcome, Switchover
-from failover.wiring import READ_BUDGET_S, Wiring, leased, make_switchover, runtime, wired
+from failover.wiring import (
+    READ_BUDGET_S,
+    Wiring,
+    leased,
+    make_switchover,
+    read_budget,
+    runtime,
+    wired,
+)
 
 
 @cli.command()
@@ -81,7 +89,8 @@ def move(
         runtime(settings, log_alerts=False) as rt,
     ):
         switchover = make_switchover(w, rt, fresh_health=_probing_again(w.engine.clock))
-        chosen = _show_plan(switchover, group, MoveRequest(target, force), w.cloud.region)
+        with read_budget(w.cloud, w.engine.clock):
+            chosen = _show_plan(switchover, group, MoveRequest(target, force), w.cloud.region)
         if chosen is None or dry_run:
             return
         if not yes and not click.confirm("proceed?"):

@@ -20,7 +20,7 @@ from failover.core.errors import ConfigError
 from failover.ops import sdnotify
 from failover.probes import run_probes
 from failover.service.blindness import Sight
-from failover.wiring import READ_BUDGET_S, leased, make_monitor, runtime, wired
+from failover.wiring import READ_BUDGET_S, leased, make_monitor, read_budget, runtime, wired
 
 if TYPE_CHECKING:
     from filelock import FileLock
@@ -130,7 +130,7 @@ def check(dry_run: bool, config_path: Path | None) -> None:
         runtime(settings) as rt,
     ):
         mine = [g for g in settings.groups if g.name not in refused]
-        with interrupt.catching():
+        with interrupt.catching(), read_budget(w.cloud, w.engine.clock):
             outcomes = make_monitor(w, rt).run_pass(mine, dry_run=dry_run) if mine else []
     for outcome in outcomes:
         click.echo(outcome.summary())

@@ -10,7 +10,7 @@ import click
 from failover.cli import report
 from failover.cli.app import cli, config_option, load_settings
 from failover.ops.clock import SystemClock
-from failover.wiring import READ_BUDGET_S, make_cloud, open_store
+from failover.wiring import READ_BUDGET_S, make_cloud, open_store, read_budget
 
 
 @cli.command()
@@ -30,7 +30,8 @@ def status(as_json: bool, config_path: Path | None) -> None:
     store = open_store(settings.state, settings.aws, read_only=True)
     try:
         groups = []
-        views = cloud.observe_many(settings.groups, with_status=True)
+        with read_budget(cloud, clock):
+            views = cloud.observe_many(settings.groups, with_status=True)
         now = clock.now()
         for group in settings.groups:
             last = store.history(group.name, limit=1)

@@ -12,7 +12,7 @@ from failover.config import Settings
 from failover.core.errors import ConfigError
 from failover.ops.clock import SystemClock
 from failover.service.validation import validate_groups
-from failover.wiring import READ_BUDGET_S, create_state_table, make_cloud
+from failover.wiring import READ_BUDGET_S, create_state_table, make_cloud, read_budget
 
 
 @cli.command()
@@ -39,7 +39,9 @@ def validate(offline: bool, create_table: bool, config_path: Path | None) -> Non
         click.echo(f"{settings.source}: valid ({len(settings.groups)} groups)")
         return
     clock = SystemClock()
-    found = validate_groups(make_cloud(settings, clock, budget_s=READ_BUDGET_S), settings.groups)
+    cloud = make_cloud(settings, clock, budget_s=READ_BUDGET_S)
+    with read_budget(cloud, clock):
+        found = validate_groups(cloud, settings.groups)
     for line in found.notes:
         click.echo(line)
     if found.problems:

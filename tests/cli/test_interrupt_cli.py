@@ -112,7 +112,7 @@ def test_a_signal_after_the_detach_says_the_move_is_unfinished_and_the_rerun_fin
     sb.layer.reset_log()
     rerun = run_cli("move", "g", "--yes", "--config", str(config))
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
-    assert f"{eni} is on {world.standbys[0]}" in rerun.stdout
+    assert f"finished move {record['move_id']}: {eni} is on {world.standbys[0]}" in rerun.stdout
     assert sb.eni_owner(eni) == world.standbys[0]
     assert [c.action for c in sb.layer.mutating_calls()] == ["AttachNetworkInterface"]
     (record,) = history(config)

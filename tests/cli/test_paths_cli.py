@@ -1,7 +1,8 @@
 """Relative paths in the config follow the config file, never the shell (real processes).
 
 A daemon started in one directory and a cron `check` in another must share one state
-file and one lock; with paths relative to the shell each made its own and both acted.
+file (and the claims in it); with paths relative to the shell each made its own and both
+acted.
 """
 
 from __future__ import annotations
