@@ -101,28 +101,31 @@ class Ec2Cloud:
         unzoned = by_zone.pop(None, [])
         for ids in by_zone.values():
             self._read_zone(ids, found, failed)
-        if unzoned:
-            try:
-                self._read_instances(unzoned, found)
-            except PermissionDeniedError:
-                raise
-            except CloudError as exc:
-                if exc.code == UNREACHABLE:
-                    raise  # the endpoint does not answer: nothing can be read, not one AZ
-                self._read_unzoned(unzoned, exc, found, failed)
+        if unzoned and (exc := self._zone_error(unzoned, found)) is not None:
+            self._read_unzoned(unzoned, exc, found, failed)
         return found, failed
 
     def _read_zone(
         self, ids: list[str], found: dict[str, Instance], failed: dict[str, CloudError]
     ) -> None:
+        """Read one AZ's instances into `found`, or mark them all `failed` with its error."""
+        if (exc := self._zone_error(ids, found)) is not None:
+            failed.update(dict.fromkeys(ids, exc))
+
+    def _zone_error(self, ids: list[str], found: dict[str, Instance]) -> CloudError | None:
+        """Read `ids` into `found`; the error when their AZ could not be read (None: read).
+
+        A refused permission, or an endpoint that does not answer, is no one AZ's: raised.
+        """
         try:
             self._read_instances(ids, found)
         except PermissionDeniedError:
             raise
         except CloudError as exc:
             if exc.code == UNREACHABLE:
-                raise  # the endpoint does not answer: nothing can be read, not one AZ
-            failed.update(dict.fromkeys(ids, exc))
+                raise
+            return exc
+        return None
 
     def _read_instances(self, ids: list[str], found: dict[str, Instance]) -> None:
         replies, missing = by_ids(

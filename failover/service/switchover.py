@@ -213,7 +213,10 @@ class Switchover:
             return GroupOutcome(group.name, decision, "unknown", None, error=str(exc))
         view = observed.view
         decision = self._decide(group, view, health, request, suspect)
-        log.info("group %s: %s: %s", group.name, decision.action, decision.reason)
+        # A pass already logged its decision; this one under the claim is news only when asked
+        # for by an operator (a pass's repeat goes to debug).
+        level = logging.INFO if request is not None else logging.DEBUG
+        log.log(level, "group %s: %s: %s", group.name, decision.action, decision.reason)
         if not decision.moves:
             return GroupOutcome(
                 group.name, decision, decision.action, view.active, finished=finished

@@ -15,15 +15,12 @@ Two rigs:
 from __future__ import annotations
 
 import itertools
-import json
 import random
 import signal
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -348,27 +345,3 @@ def daemon(tmp_path: Path) -> Iterator[Callable[..., DaemonProcess]]:
         if process.proc.poll() is None:
             process.proc.kill()
             process.proc.wait(timeout=10)
-
-
-@pytest.fixture
-def webhook() -> Iterator[tuple[str, list[dict[str, str]]]]:
-    """A Slack-style webhook receiver on 127.0.0.1; yields its URL and what it received."""
-    received: list[dict[str, str]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            received.append(json.loads(body))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, format: str, *args: object) -> None:
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
-    server.shutdown()
-    server.server_close()
-    thread.join()
