@@ -69,7 +69,9 @@ class Daemon:
         fence: Fence | None = None,
         sight: Sight | None = None,
         alert: Alert | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
+        """`stop`: set by a SIGTERM or SIGINT the command received before `serve` took them over."""
         self.settings, self.config_path, self.monitor = settings, config_path, monitor
         # Passes that could not read AWS: blind after a few in a row (alerted, /healthz 503).
         self.sight = sight or Sight()
@@ -83,7 +85,7 @@ class Daemon:
             self._spreader = Spreader(fence.lease, fence)
         self._on_pass = on_pass
         self._on_leases = on_leases  # told the groups held after each round that changed them
-        self._stop = threading.Event()
+        self._stop = stop if stop is not None else threading.Event()
         self._reload = threading.Event()
         # When each job (by interval) last asked DescribeInstanceStatus for its groups.
         self._status_at: dict[float, float] = {}
@@ -110,6 +112,9 @@ class Daemon:
             signal.signal(signal.SIGTERM, self._on_stop)
             signal.signal(signal.SIGINT, self._on_stop)
             signal.signal(signal.SIGHUP, self._on_hup)
+            if self._stop.is_set():
+                log.info("stopped before the first pass")
+                return 0
             self.rebalance()  # before the first pass: it acts only on groups held
             self._schedule(self.settings)
             self._scheduler.start()

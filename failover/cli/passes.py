@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -37,6 +39,11 @@ def run(config_path: Path | None) -> None:
     from failover.daemon import Daemon  # APScheduler is only the daemon's: keep cron start-up fast
     from failover.ops.metrics import Heartbeat, Metrics, healthz_max_age
 
+    # A SIGTERM or SIGINT before the daemon serves (systemd stopping a unit that is still
+    # starting) is a request to stop, kept for `serve`: a clean exit 0, never a death by signal.
+    stopping = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda _signum, _frame: stopping.set())
     path = config_path or config_module.default_path()
     settings = config_module.load(path)
     if logging.getLogger().level > logging.INFO:
@@ -78,6 +85,7 @@ def run(config_path: Path | None) -> None:
                 fence=w.fence,
                 sight=sight,
                 alert=rt.alert,
+                stop=stopping,
             )
             code = daemon.serve()
             sdnotify.stopping()
