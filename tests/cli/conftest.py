@@ -7,6 +7,10 @@ their own boto3 client and the layer's call log.
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,10 +21,10 @@ import pytest
 from botocore.config import Config
 
 from failover.sandbox.server import SandboxServer
-from failover.sandbox.strict import StrictLayer
+from failover.sandbox.strict import Call, StrictLayer
 from failover.sandbox.world import World, build_world
 
-from ..conftest import REGION, members_of, write_config
+from ..conftest import REGION, cli_env, failover_cmd, members_of, write_config
 
 
 @pytest.fixture(scope="session")
@@ -42,6 +46,43 @@ class Sandbox:
     @property
     def url(self) -> str:
         return self.server.url
+
+    def signalled_after(
+        self,
+        argv: list[str],
+        action: str,
+        sig: int = signal.SIGKILL,
+        timeout_s: float = 90.0,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run `failover ARGV` and send it `sig` as soon as AWS has applied its first `action`
+        (a crash, Ctrl-C or SIGTERM at that step boundary); what it printed and its status."""
+        proc: list[subprocess.Popen[str]] = []
+        started, sent = threading.Event(), threading.Event()
+
+        def send_after(call: Call) -> None:
+            if call.action == action and call.error is None and not call.dry_run:
+                started.wait(10)
+                if proc and not sent.is_set():
+                    os.kill(proc[0].pid, sig)
+                    sent.set()
+
+        self.layer.on_call = send_after
+        try:
+            child = subprocess.Popen(
+                failover_cmd(*argv),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=cli_env(),
+            )
+            proc.append(child)
+            started.set()
+            stdout, stderr = child.communicate(timeout=timeout_s)
+        finally:
+            self.layer.on_call = None
+        assert sent.is_set(), f"{action} was never made: {stderr}"
+        return subprocess.CompletedProcess(child.args, child.returncode, stdout, stderr)
 
     def world(self, mode: str, **options: Any) -> World:
         world = build_world(self.ec2, mode=mode, group="g", **options)

@@ -9,21 +9,17 @@ state, make no call for what was already done, and leave one move record that su
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
-import subprocess
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from failover.sandbox.strict import Call
 from failover.sandbox.world import World
 
-from ..conftest import cli_env, failover_cmd, run_cli
+from ..conftest import run_cli
 from .conftest import Sandbox
 
 SandboxFactory = Callable[..., Sandbox]
@@ -34,37 +30,6 @@ def history(config: Path) -> list[dict[str, Any]]:
     assert done.returncode == 0, done.stderr
     moves: list[dict[str, Any]] = json.loads(done.stdout)
     return moves
-
-
-def move_killed_after(sb: Sandbox, config: Path, action: str) -> subprocess.CompletedProcess[str]:
-    """Run `failover move g --yes` and SIGKILL it as soon as AWS has applied `action`."""
-    proc: list[subprocess.Popen[str]] = []
-    started, killed = threading.Event(), threading.Event()
-
-    def kill_after(call: Call) -> None:
-        if call.action == action and call.error is None and not call.dry_run:
-            started.wait(10)
-            if proc and not killed.is_set():
-                os.kill(proc[0].pid, signal.SIGKILL)
-                killed.set()
-
-    sb.layer.on_call = kill_after
-    try:
-        child = subprocess.Popen(
-            failover_cmd("move", "g", "--yes", "--config", str(config)),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=cli_env(),
-        )
-        proc.append(child)
-        started.set()
-        stdout, stderr = child.communicate(timeout=60)
-    finally:
-        sb.layer.on_call = None
-    assert killed.is_set(), f"{action} was never made: {stderr}"
-    return subprocess.CompletedProcess(child.args, child.returncode, stdout, stderr)
 
 
 def open_move(config: Path, world: World) -> dict[str, Any]:
@@ -105,7 +70,9 @@ def test_move_killed_after_detach_is_finished_by_the_next_run(sandbox: SandboxFa
     eni = world.eni_id or ""
     config = sb.config(sb.group(world, "eni"))
 
-    crash = move_killed_after(sb, config, "DetachNetworkInterface")
+    crash = sb.signalled_after(
+        ["move", "g", "--yes", "--config", str(config)], "DetachNetworkInterface"
+    )
     assert crash.returncode == -signal.SIGKILL
     assert sb.eni_attachment(eni) is None
     assert not sb.layer.calls_to("AttachNetworkInterface", dry_run=False)
@@ -135,7 +102,9 @@ def test_move_killed_after_attach_is_closed_by_the_next_run_without_a_call(
     eni = world.eni_id or ""
     config = sb.config(sb.group(world, "eni"))
 
-    crash = move_killed_after(sb, config, "AttachNetworkInterface")
+    crash = sb.signalled_after(
+        ["move", "g", "--yes", "--config", str(config)], "AttachNetworkInterface"
+    )
     assert crash.returncode == -signal.SIGKILL
     assert sb.eni_owner(eni) == world.standbys[0]
     crashed = open_move(config, world)
@@ -161,7 +130,9 @@ def test_secondary_ip_move_killed_after_assign_is_finished_without_reassigning(
     assert world.allocation_id is not None
     config = sb.config(sb.group(world, "secondary-ip"))
 
-    crash = move_killed_after(sb, config, "AssignPrivateIpAddresses")
+    crash = sb.signalled_after(
+        ["move", "g", "--yes", "--config", str(config)], "AssignPrivateIpAddresses"
+    )
     assert crash.returncode == -signal.SIGKILL
     assert sb.ip_holders(world) == {world.standbys[0]}
     crashed = open_move(config, world)

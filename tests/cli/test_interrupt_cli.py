@@ -9,19 +9,14 @@ the move is in its wait when the signal arrives.
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from failover.sandbox.strict import Call
-
-from ..conftest import Service, cli_env, failover_cmd, run_cli
+from ..conftest import Service, run_cli
 from .conftest import Sandbox
 
 SandboxFactory = Callable[..., Sandbox]
@@ -32,39 +27,6 @@ def history(config: Path) -> list[dict[str, Any]]:
     assert done.returncode == 0, done.stderr
     moves: list[dict[str, Any]] = json.loads(done.stdout)
     return moves
-
-
-def move_signalled_after(
-    sb: Sandbox, config: Path, action: str, sig: signal.Signals, *args: str
-) -> subprocess.CompletedProcess[str]:
-    """Run `failover move g --yes` and send it `sig` as soon as AWS has applied `action`."""
-    proc: list[subprocess.Popen[str]] = []
-    started, sent = threading.Event(), threading.Event()
-
-    def signal_after(call: Call) -> None:
-        if call.action == action and call.error is None and not call.dry_run:
-            started.wait(10)
-            if proc and not sent.is_set():
-                os.kill(proc[0].pid, sig)
-                sent.set()
-
-    sb.layer.on_call = signal_after
-    try:
-        child = subprocess.Popen(
-            failover_cmd(*args, "move", "g", "--yes", "--config", str(config)),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=cli_env(),
-        )
-        proc.append(child)
-        started.set()
-        stdout, stderr = child.communicate(timeout=90)
-    finally:
-        sb.layer.on_call = None
-    assert sent.is_set(), f"{action} was never made: {stderr}"
-    return subprocess.CompletedProcess(child.args, child.returncode, stdout, stderr)
 
 
 @pytest.mark.process
@@ -85,7 +47,9 @@ def test_a_signal_after_the_detach_says_the_move_is_unfinished_and_the_rerun_fin
     eni = world.eni_id or ""
     config = sb.config(sb.group(world, "eni"))
 
-    done = move_signalled_after(sb, config, "DetachNetworkInterface", sig)
+    done = sb.signalled_after(
+        ["move", "g", "--yes", "--config", str(config)], "DetachNetworkInterface", sig
+    )
     output = done.stdout + done.stderr
     assert done.returncode == code, output
     assert "Traceback" not in output
@@ -138,30 +102,11 @@ def test_a_sigterm_during_a_checks_move_says_it_is_unfinished_and_the_next_check
         sb.group(world, "eni", members=members, checks=[{"type": "tcp", "port": standby.port}]),
         defaults={"fall": 1, "rise": 1, "timeout": "500ms"},
     )
-    proc: list[subprocess.Popen[str]] = []
-    started = threading.Event()
-
-    def terminate_after(call: Call) -> None:
-        if call.action == "DetachNetworkInterface" and call.error is None:
-            started.wait(10)
-            os.kill(proc[0].pid, signal.SIGTERM)
-
-    sb.layer.on_call = terminate_after
-    try:
-        child = subprocess.Popen(
-            failover_cmd("check", "--config", str(config)),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=cli_env(),
-        )
-        proc.append(child)
-        started.set()
-        stdout, stderr = child.communicate(timeout=90)
-    finally:
-        sb.layer.on_call = None
-    assert child.returncode == 143, stdout + stderr
+    done = sb.signalled_after(
+        ["check", "--config", str(config)], "DetachNetworkInterface", signal.SIGTERM
+    )
+    stdout, stderr = done.stdout, done.stderr
+    assert done.returncode == 143, stdout + stderr
     assert "Traceback" not in stdout + stderr
     (record,) = history(config)
     assert record["outcome"] == "in-progress"

@@ -8,21 +8,18 @@ counts the ReplaceRoute calls in the strict layer's log.
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from failover.sandbox.strict import Call
 from failover.sandbox.world import World
 
-from ..conftest import cli_env, failover_cmd, run_cli
+from ..conftest import run_cli
 from .conftest import Sandbox
 
 SandboxFactory = Callable[..., Sandbox]
@@ -233,39 +230,6 @@ def test_eni_group_across_two_azs_still_fails_validate(sandbox: SandboxFactory) 
 # ---- a crash between the two ReplaceRoutes -----------------------------------------------------
 
 
-def killed_after_first(
-    sb: Sandbox, argv: list[str], action: str
-) -> subprocess.CompletedProcess[str]:
-    """Run the CLI and SIGKILL it as soon as AWS has applied the first `action` call."""
-    proc: list[subprocess.Popen[str]] = []
-    started, killed = threading.Event(), threading.Event()
-
-    def kill_after(call: Call) -> None:
-        if call.action == action and call.error is None and not call.dry_run:
-            started.wait(10)
-            if proc and not killed.is_set():
-                os.kill(proc[0].pid, signal.SIGKILL)
-                killed.set()
-
-    sb.layer.on_call = kill_after
-    try:
-        child = subprocess.Popen(
-            failover_cmd(*argv),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=cli_env(),
-        )
-        proc.append(child)
-        started.set()
-        stdout, stderr = child.communicate(timeout=60)
-    finally:
-        sb.layer.on_call = None
-    assert killed.is_set(), f"{action} was never made: {stderr}"
-    return subprocess.CompletedProcess(child.args, child.returncode, stdout, stderr)
-
-
 def moves(config: Path) -> list[dict[str, Any]]:
     done = run_cli("history", "--json", "--config", str(config))
     assert done.returncode == 0, done.stderr
@@ -287,7 +251,7 @@ def test_check_killed_between_the_two_replace_routes_is_finished_by_the_next_che
     sb.ec2.stop_instances(InstanceIds=[primary])
     sb.layer.reset_log()
 
-    crash = killed_after_first(sb, ["check", "--config", str(config)], "ReplaceRoute")
+    crash = sb.signalled_after(["check", "--config", str(config)], "ReplaceRoute")
     assert crash.returncode == -signal.SIGKILL
     assert replace_routes(sb) == [first]
     assert sb.routes(world)[first][0] == sb.eth0(standby)

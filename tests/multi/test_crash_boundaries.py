@@ -9,18 +9,13 @@ move under a newer token, and leave one member owning the resource and one move.
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import threading
 import time
 from collections.abc import Callable
 
 import pytest
 
-from failover.sandbox.strict import Call
-
-from ..conftest import cli_env, failover_cmd, run_cli
+from ..conftest import run_cli
 from .conftest import (
     TTL_S,
     Sandbox,
@@ -46,36 +41,6 @@ BOUNDARIES = [
 ]
 
 
-def kill_after(sb: Sandbox, args: list[str], action: str) -> int:
-    """Run `failover ARGS`, SIGKILL it as soon as AWS applied `action`; its exit status."""
-    proc: list[subprocess.Popen[bytes]] = []
-    started, killed = threading.Event(), threading.Event()
-
-    def hook(call: Call) -> None:
-        if call.action == action and call.error is None and not call.dry_run:
-            started.wait(10)
-            if proc and not killed.is_set():
-                os.kill(proc[0].pid, signal.SIGKILL)
-                killed.set()
-
-    sb.layer.on_call = hook
-    try:
-        child = subprocess.Popen(
-            failover_cmd(*args),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env=cli_env(),
-        )
-        proc.append(child)
-        started.set()
-        code = child.wait(timeout=60)
-    finally:
-        sb.layer.on_call = None
-    assert killed.is_set(), f"{action} was never made"
-    return code
-
-
 @pytest.mark.process
 @pytest.mark.parametrize(("mode", "action"), BOUNDARIES, ids=[f"{m}-{a}" for m, a in BOUNDARIES])
 def test_move_killed_at_a_step_boundary_is_finished_by_the_next_holder(
@@ -88,7 +53,7 @@ def test_move_killed_at_a_step_boundary_is_finished_by_the_next_holder(
     config = multi_config(sb, sb.group(world, mode), table=table)
     create_table(config)
 
-    code = kill_after(sb, ["move", "g", "--yes", "--config", str(config)], action)
+    code = sb.signalled_after(["move", "g", "--yes", "--config", str(config)], action).returncode
     assert code == -signal.SIGKILL
     (crashed,) = history(config)
     assert crashed["outcome"] == "in-progress"
