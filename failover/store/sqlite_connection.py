@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -45,7 +46,7 @@ def connect(path: str) -> sqlite3.Connection:
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
         conn.execute("PRAGMA foreign_keys = ON")
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        mode = _enter_wal(conn)
         if path != ":memory:" and str(mode).lower() != "wal":
             raise ConfigError(f"state.path {path}: cannot use WAL journal (got {mode})")
         conn.execute("PRAGMA synchronous = NORMAL")
@@ -62,6 +63,25 @@ def connect(path: str) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
+
+
+_WAL_RETRY_S = 0.01
+
+
+def _enter_wal(conn: sqlite3.Connection) -> str:
+    """`PRAGMA journal_mode = WAL`, waiting up to BUSY_TIMEOUT_S as every other statement does.
+
+    SQLite answers this pragma's lock conflict at once, without calling the busy handler, so
+    of two processes opening a fresh file together (two on-call `move`s, a cron `check` and a
+    `move`) one failed in a few milliseconds with a false "busy for more than 10s"."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+        except sqlite3.OperationalError as exc:
+            if not busy(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(_WAL_RETRY_S)
 
 
 def connect_read_only(path: str) -> sqlite3.Connection:

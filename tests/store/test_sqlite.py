@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
@@ -153,3 +155,45 @@ def test_a_version_1_file_is_migrated_keeping_its_moves_and_its_flap_limit_hold(
         store.close()
     with closing(sqlite3.connect(path)) as conn:
         assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+
+
+_OPENER = """
+import os, sys
+from failover.core.errors import FailoverError
+from failover.store.sqlite_connection import connect
+root, rounds = sys.argv[1], int(sys.argv[2])
+for i in range(rounds):
+    open(os.path.join(root, f"ready{i}-{os.getpid()}"), "w").close()
+    while sum(name.startswith(f"ready{i}-") for name in os.listdir(root)) < 2:
+        pass  # spin: the two openers leave this barrier within microseconds of each other
+    try:
+        connect(os.path.join(root, f"{i}.db")).close()
+        outcome = "ok"
+    except FailoverError as exc:
+        outcome = str(exc)
+    print(outcome, flush=True)
+"""
+
+
+def test_two_processes_opening_a_fresh_state_file_together_both_open_it(tmp_path: Path) -> None:
+    """Rule: a lock conflict while the state file is first put in WAL mode waits like any
+    other (SQLite answers that pragma at once, without its busy handler): of two processes
+    opening a fresh file at the same instant, neither fails with a false "busy"."""
+    rounds = 100
+    openers = [
+        subprocess.Popen(
+            [sys.executable, "-c", _OPENER, str(tmp_path), str(rounds)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outcomes = [line for proc in openers for line in proc.communicate(timeout=120)[0].splitlines()]
+
+    assert [proc.returncode for proc in openers] == [0, 0]
+    assert [line for line in outcomes if line != "ok"] == []
+    assert len(outcomes) == 2 * rounds
+    for i in range(rounds):
+        with closing(sqlite3.connect(tmp_path / f"{i}.db")) as conn:
+            assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+            assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
