@@ -1,9 +1,11 @@
 """The EC2 adapter: the only module that calls EC2. Observe groups; run one primitive call.
 
 Reads name ids (describe.py): instances per Availability Zone, because DescribeInstances
-fails when it names an instance in a disrupted AZ or names none; a failed AZ leaves its
-groups unread (`GroupView.unread`) and the others are judged as usual. A member's AZ never
-changes, so it is remembered from the first read; members never read before are asked
+fails when it names an instance in a disrupted AZ or names none; a failed AZ leaves the
+groups whose ownership needs its members unread (`GroupView.unread`); the others, `eip` and
+`route` groups across AZs among them, are judged with those members' state unknown. A member's AZ never
+changes, so it is remembered from the first read (and with it the member's interfaces and
+private IP, by which an `eip` or `route` group whose member's AZ is lost is still judged); members never read before are asked
 together, and if that batch fails their AZs are learnt from their network interfaces.
 
 Mutating calls are single API calls whose errors are translated once; under a move's
@@ -25,9 +27,18 @@ from failover.aws import bounds, ec2_routes, permissions
 from failover.aws.describe import PAGE_SIZE, by_ids, pages
 from failover.aws.errors import UNREACHABLE, error_code, translate
 from failover.aws.pacing import Pacer
-from failover.aws.shapes import address_of, eni_of, instance_of, status_of
+from failover.aws.shapes import address_of, eni_of, instance_of, interface_of, status_of
 from failover.core.errors import CloudError, PermissionDeniedError
-from failover.core.model import Address, Eni, GroupView, Instance, Mode, Permission
+from failover.core.model import (
+    UNREAD_STATE,
+    Address,
+    Eni,
+    GroupView,
+    Instance,
+    Interface,
+    Mode,
+    Permission,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
@@ -59,6 +70,9 @@ class Ec2Cloud:
         self._sts = sts
         self._clock = clock
         self._zones: dict[str, str] = {}
+        # The last read of each instance: what a member in an AZ that cannot be read is known
+        # by (its AZ, interfaces, private IP: fixed for its life), its state left unknown.
+        self._last: dict[str, Instance] = {}
         self._zones_lock = threading.Lock()
         if pacer is not None:
             # Shared by every move and pass of the process: together they stay inside EC2's
@@ -136,6 +150,7 @@ class Ec2Cloud:
         ]
         with self._zones_lock:
             self._zones.update({i.instance_id: i.az for i in read if i.az})
+            self._last.update({i.instance_id: i for i in read})
         found.update({i.instance_id: i for i in read})
         found.update({i: Instance(instance_id=i, state="missing", az="") for i in missing})
 
@@ -159,8 +174,14 @@ class Ec2Cloud:
             self._read_zone(zone_ids, found, failed)
 
     def _zones_from_interfaces(self, instance_ids: Sequence[str]) -> dict[str, str]:
-        """Each instance's AZ, from its attached ENIs (attachment.instance-id narrows the call)."""
+        """Each instance's AZ, from its attached ENIs (attachment.instance-id narrows the call).
+
+        The ENIs are the instance's interfaces too: an instance its AZ will not let us read
+        is known by them (eth0, its private IP), its state unknown, until it is read.
+        """
         zones: dict[str, str] = {}
+        nics: dict[str, list[Interface]] = {}
+        primary_ips: dict[str, str | None] = {}
         for start in range(0, len(instance_ids), ID_BATCH):
             chunk = list(instance_ids[start : start + ID_BATCH])
             for reply in pages(
@@ -174,6 +195,22 @@ class Ec2Cloud:
                     owner = raw.get("Attachment", {}).get("InstanceId")
                     if owner and raw.get("AvailabilityZone"):
                         zones[str(owner)] = str(raw["AvailabilityZone"])
+                        nics.setdefault(str(owner), []).append(interface_of(raw))
+                        if raw["Attachment"].get("DeviceIndex") == 0:
+                            primary_ips[str(owner)] = raw.get("PrivateIpAddress")
+        with self._zones_lock:
+            for owner, interfaces in nics.items():
+                interfaces.sort(key=lambda n: n.device_index)
+                self._last.setdefault(
+                    owner,
+                    Instance(
+                        owner,
+                        UNREAD_STATE,
+                        zones[owner],
+                        private_ip=primary_ips.get(owner),
+                        interfaces=tuple(interfaces),
+                    ),
+                )
         return zones
 
     def instance_status(
@@ -245,7 +282,7 @@ class Ec2Cloud:
     def observe(self, group: Group, *, with_status: bool = False) -> GroupView:
         """Everything the planner needs about `group`, read fresh from EC2 (raises if unread)."""
         views, failed = self._observe([group], with_status=with_status)
-        if failed:
+        if views[group.name].unread:
             raise next(iter(failed.values()))
         return views[group.name]
 
@@ -268,22 +305,28 @@ class Ec2Cloud:
         at = self._clock() if self._clock else 0.0
         views = {}
         for g in groups:
-            unread = next((failed[i] for i in g.instance_ids if i in failed), None)
-            views[g.name] = GroupView(
+            view = GroupView(
                 g.name,
                 g.mode,
-                tuple(
-                    members.get(i) or Instance(i, "unknown", self._zones.get(i, ""))
-                    for i in g.instance_ids
-                ),
+                tuple(members.get(i) or self._unread_member(i) for i in g.instance_ids),
                 eni=enis.get(g.eni) if g.eni else None,
                 ip=g.ip,
                 address=addresses.get(g.eip) if g.eip else None,
                 observed_at=at,
                 route_tables=ec2_routes.group_tables(g, tables),
-                unread=str(unread) if unread else "",
             )
+            unread = [failed[i] for i in g.instance_ids if i in failed]
+            if unread and not view.judgeable_without(i for i in g.instance_ids if i in failed):
+                view = replace(view, unread=str(unread[0]))
+            views[g.name] = view
         return views, failed
+
+    def _unread_member(self, instance_id: str) -> Instance:
+        """A member whose AZ could not be read: its state unknown, the rest as last read."""
+        last = self._last.get(instance_id)
+        if last is None:
+            return Instance(instance_id, UNREAD_STATE, self._zones.get(instance_id, ""))
+        return replace(last, state=UNREAD_STATE, status_ok=None, checks_insufficient=False)
 
     def refresh(self, group: Group, view: GroupView) -> GroupView:
         """`view` with its floating resource (ENI, EIP) read again; members as they were."""

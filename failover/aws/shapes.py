@@ -34,20 +34,20 @@ def status_of(raw: Mapping[str, Any]) -> tuple[str, bool | None, bool]:
     return state, None, insufficient
 
 
+def interface_of(nic: Mapping[str, Any]) -> Interface:
+    """An attached ENI as DescribeInstances lists it, or as DescribeNetworkInterfaces does."""
+    return Interface(
+        eni_id=str(nic["NetworkInterfaceId"]),
+        device_index=int(nic.get("Attachment", {}).get("DeviceIndex", -1)),
+        private_ips=tuple(str(p["PrivateIpAddress"]) for p in nic.get("PrivateIpAddresses", [])),
+        subnet_id=str(nic.get("SubnetId", "")),
+        source_dest_check=nic.get("SourceDestCheck"),
+    )
+
+
 def instance_of(raw: Mapping[str, Any]) -> Instance:
     """A DescribeInstances instance: state, AZ, interfaces (with subnets), launch time, tags."""
-    interfaces = tuple(
-        Interface(
-            eni_id=str(nic["NetworkInterfaceId"]),
-            device_index=int(nic.get("Attachment", {}).get("DeviceIndex", -1)),
-            private_ips=tuple(
-                str(p["PrivateIpAddress"]) for p in nic.get("PrivateIpAddresses", [])
-            ),
-            subnet_id=str(nic.get("SubnetId", "")),
-            source_dest_check=nic.get("SourceDestCheck"),
-        )
-        for nic in raw.get("NetworkInterfaces", [])
-    )
+    interfaces = tuple(interface_of(nic) for nic in raw.get("NetworkInterfaces", []))
     return Instance(
         instance_id=str(raw["InstanceId"]),
         state=str(raw.get("State", {}).get("Name", "unknown")),

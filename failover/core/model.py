@@ -5,6 +5,7 @@ No I/O here. The adapters build these values; the planner reads them.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -18,6 +19,8 @@ class Mode(StrEnum):
     ROUTE = "route"
 
 
+# The state of a member whose AZ could not be read (a disrupted AZ): neither up nor down.
+UNREAD_STATE = "unknown"
 # Instance states from which AWS accepts an attach (hot: running, warm: stopped).
 ATTACHABLE_STATES = frozenset({"running", "stopped", "pending", "stopping"})
 # States after which the instance never comes back.
@@ -51,7 +54,9 @@ class Instance:
     """One member's EC2 facts: state, AZ and the interfaces attached to it."""
 
     instance_id: str
-    state: str  # pending | running | stopping | stopped | shutting-down | terminated | missing
+    # pending | running | stopping | stopped | shutting-down | terminated | missing, or
+    # UNREAD_STATE: its AZ could not be read (never a candidate; its probes still count)
+    state: str
     az: str
     private_ip: str | None = None
     interfaces: tuple[Interface, ...] = ()
@@ -161,6 +166,22 @@ class GroupView:
     route_tables: tuple[RouteTable, ...] = ()
     # Why part of the group could not be read (a disrupted AZ): judge nothing on this view.
     unread: str = ""
+
+    def judgeable_without(self, unread: Iterable[str]) -> bool:
+        """Whether AWS's answer names the owner without the `unread` members (AZ lost).
+
+        An EIP's association and a route table are regional: AWS names the owner whatever
+        AZ it is in, so an `eip` or `route` group across AZs fails over out of a lost AZ. An
+        ENI's and a secondary IP's group lives in one AZ, and the IP's holder is read off the
+        members themselves. A route to an ENI no read member has may be a lost member's.
+        """
+        if self.mode in (Mode.ENI, Mode.SECONDARY_IP):
+            return not any(True for _ in unread)
+        if self.mode == Mode.ROUTE:
+            ids = {m.instance_id for m in self.members}
+            routed = {self.route_owner(t) for t in self.route_tables} - {None}
+            return routed <= ids
+        return True
 
     @property
     def ip_holders(self) -> tuple[tuple[str, str], ...]:

@@ -22,7 +22,7 @@ from failover.core.decide import (
     network_suspect,
     update_health,
 )
-from failover.core.model import GroupView, Instance
+from failover.core.model import UNREAD_STATE, GroupView, Instance
 from failover.core.ports import Clock, Cloud, GroupMemory, GroupState, MemberHealth, Store
 from failover.probes import ProbeResult, ProbeTarget, probe_targets, run_probes
 from failover.service.engine import Engine
@@ -49,6 +49,8 @@ Prober = Callable[[Sequence[ProbeTarget]], list[ProbeResult]]
 def ec2_verdict(instance: Instance) -> tuple[bool | None, str]:
     """The `ec2` check: running with both status checks ok. No verdict yet counts as a failure;
     `insufficient-data` is unknown (None): neither a failure nor a pass, so never a Force."""
+    if instance.state == UNREAD_STATE:
+        return None, "ec2: its AZ could not be read"
     if instance.state != "running":
         return False, f"ec2: {instance.state}"
     if instance.status_ok is True:
@@ -76,8 +78,14 @@ def verdicts(
     targets: list[ProbeTarget] = []
     for group, view in pairs:
         addresses = {m.instance_id: m.private_ip or "" for m in view.members}
+        unread = {m.instance_id for m in view.members if m.state == UNREAD_STATE}
         targets += [
-            t for t in probe_targets(group, addresses) if only is None or t.instance_id in only
+            t
+            for t in probe_targets(group, addresses)
+            if (only is None or t.instance_id in only)
+            # A member of a lost AZ never read has no address: not probing it is no verdict,
+            # where "no address to probe" would count against a member that may be fine.
+            and (t.address or t.instance_id not in unread)
         ]
     results = prober(targets) if targets else []
     failures: dict[tuple[str, str], list[str]] = {}
@@ -100,6 +108,9 @@ def verdicts(
                 elif ok is None and key not in failures:
                     out[key] = (None, why)  # nothing else was asked: no verdict
                     continue
+            if member.state == UNREAD_STATE and key not in failures:
+                out[key] = (None, "its AZ could not be read and it has no address to probe")
+                continue
             out[key] = (not bad, "; ".join(bad) if bad else "all checks passed")
     return out
 
@@ -206,11 +217,15 @@ class Monitor:
         wants_status = bool(ec2_members) and (ec2_due or unknown)
         views = self.cloud.observe_many(groups, with_status=wants_status)
         if wants_status:
-            for view in views.values():
-                if not view.unread:  # an unread member's "no verdict" is no verdict to keep
-                    self._status_cache.update(
-                        {m.instance_id: (m.status_ok, m.checks_insufficient) for m in view.members}
-                    )
+            # An unread member's "no verdict" is no verdict to keep.
+            self._status_cache.update(
+                {
+                    m.instance_id: (m.status_ok, m.checks_insufficient)
+                    for view in views.values()
+                    for m in view.members
+                    if m.state != UNREAD_STATE
+                }
+            )
             return views
         return {
             name: replace(view, members=tuple(map(self._cached, view.members)))

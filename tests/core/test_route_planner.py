@@ -9,6 +9,7 @@ import pytest
 from failover.config import Group, Member, Policy
 from failover.core.decide import Facts, decide
 from failover.core.model import (
+    UNREAD_STATE,
     Address,
     GroupView,
     Instance,
@@ -254,3 +255,43 @@ def test_routes_are_confirmed_only_when_every_table_targets_the_eni_and_is_activ
     assert not step_done(confirm, blackhole, route_group())
     assert step_done(confirm, view(to=B), route_group())
     assert plan_move(view(to=B), route_group(), B).steps == ()
+
+
+# ---- a lost AZ ---------------------------------------------------------------------------------
+
+
+def test_a_lost_azs_member_is_judged_through_the_regional_route_tables() -> None:
+    """Rule (AZ loss): route tables are regional, so a group whose active member's AZ cannot
+    be read is judged when the route's ENI is known to be that member's; the unread member is
+    never a candidate, and a dead one is left for a standby elsewhere."""
+    lost = member(A, state=UNREAD_STATE)
+    seen = view(lost, member(B, az="us-east-1b"), member(C, az="us-east-1c"))
+    assert seen.judgeable_without([A])
+    assert seen.active == A
+    assert A not in candidates(seen, route_group())
+    health = {
+        A: MemberHealth(A, healthy=False, failures=3, reason="tcp refused"),
+        B: MemberHealth(B, healthy=True, successes=2),
+        C: MemberHealth(C, healthy=True, successes=2),
+    }
+    decision = decide(seen, route_group(), health, Facts(now=0.0))
+    assert (decision.action, decision.target) == ("move", B)
+
+
+def test_a_route_to_an_eni_no_read_member_has_is_not_judged_while_an_az_is_lost() -> None:
+    """Rule (AZ loss): a route to an ENI that no read member has may be the lost member's:
+    that group is not judged (it is reported unknown), where it would read as a non-member's."""
+    unknown_nics = Instance(A, UNREAD_STATE, "us-east-1a")
+    seen = view(unknown_nics, member(B, az="us-east-1b"), member(C, az="us-east-1c"))
+    assert not seen.judgeable_without([A])
+    assert view(to=B).judgeable_without([A])
+
+
+def test_secondary_ip_and_eni_groups_are_never_judged_with_a_member_unread() -> None:
+    """Rule (AZ loss): an ENI's or a secondary IP's owner is read off the members themselves."""
+    for mode in (Mode.ENI, Mode.SECONDARY_IP):
+        assert not GroupView("g", mode, (member(A),)).judgeable_without([A])
+        assert GroupView("g", mode, (member(A),)).judgeable_without([])
+    assert GroupView(
+        "g", Mode.EIP, (member(A),), address=Address("eipalloc-1", "192.0.2.1")
+    ).judgeable_without([A])

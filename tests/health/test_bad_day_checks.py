@@ -202,3 +202,74 @@ def test_insufficient_data_is_no_failure_and_never_moves(
     assert health[primary].failures == 0
     assert rig.layer.mutating_calls() == []
     assert rig.eni_owner() == primary
+
+
+def _cross_az_group(
+    sb: Sandbox, loopback: LoopbackFactory, mode: str
+) -> tuple[World, Loopback, Path, str]:
+    """An `eip` or `route` group: the primary in AZ a, its standby in AZ b, probed on loopback;
+    one check has run (both healthy). Returns the world, the probes, the config, the eth0 the
+    standby owns the resource through."""
+    world = sb.world(mode, cross_az=True)
+    lo = loopback([world.primary, world.standbys[0]])
+    group = sb.group(world, mode, members=lo.members(), checks=[lo.check()])
+    config = sb.config(group, defaults={"interval": "2s", "timeout": "300ms", "fall": 1, "rise": 1})
+    first = check(config)
+    assert first.returncode == 0, first.stdout + first.stderr
+    return world, lo, config, sb.eth0(world.standbys[0])
+
+
+def _owner_eth0(sb: Sandbox, world: World, mode: str) -> set[str | None]:
+    """The eth0(s) AWS sends the group's traffic to: the EIP's ENI, or every table's route."""
+    if mode == "eip":
+        assert world.allocation_id is not None
+        reply = sb.ec2.describe_addresses(AllocationIds=[world.allocation_id])
+        return {reply["Addresses"][0].get("NetworkInterfaceId")}
+    return {eni for eni, _ in sb.routes(world).values()}
+
+
+@pytest.mark.parametrize("mode", ["eip", "route"])
+def test_an_eip_or_route_group_fails_over_out_of_a_lost_az(
+    sandbox: SandboxFactory, loopback: LoopbackFactory, mode: str
+) -> None:
+    """AZ loss: an EIP's association and a route table are regional, so when the primary's AZ
+    is lost (its instance reads fail, its service dead) a fresh `check` process still moves
+    the resource to the standby in the other AZ, with the mode's mutating calls only. The
+    lost member is known by its network interfaces; its state stays unknown."""
+    sb = sandbox()
+    world, lo, config, standby_eth0 = _cross_az_group(sb, loopback, mode)
+
+    lo.stop(world.primary)
+    sb.layer.disrupt_az(world.az_a)
+    sb.layer.reset_log()
+    done = check(config)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    assert done.stdout.startswith(f"g: moved {world.primary} -> {world.standbys[0]}"), done.stdout
+    assert any(c.error == "Unavailable" for c in sb.layer.calls_to("DescribeInstances"))
+    expected = ["AssociateAddress"] if mode == "eip" else ["ReplaceRoute", "ReplaceRoute"]
+    assert [c.action for c in sb.layer.mutating_calls()] == expected
+    assert _owner_eth0(sb, world, mode) == {standby_eth0}
+
+
+@pytest.mark.parametrize("mode", ["eip", "route"])
+def test_a_lost_az_whose_member_still_answers_moves_nothing(
+    sandbox: SandboxFactory, loopback: LoopbackFactory, mode: str
+) -> None:
+    """AZ loss: AWS cannot read the primary's AZ but its service answers: not being able to
+    read a member is no failure, so the resource stays and no mutating call is sent."""
+    sb = sandbox()
+    world, _, config, _ = _cross_az_group(sb, loopback, mode)
+    before = _owner_eth0(sb, world, mode)
+    assert before == {sb.eth0(world.primary)}
+
+    sb.layer.disrupt_az(world.az_a)
+    sb.layer.reset_log()
+    done = check(config)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith("g: stay"), done.stdout
+    assert any(c.error == "Unavailable" for c in sb.layer.calls_to("DescribeInstances"))
+    assert sb.layer.mutating_calls() == []
+    assert _owner_eth0(sb, world, mode) == before
