@@ -5,7 +5,8 @@ the resource (the attach, the assign or the EIP's re-association, the associate,
 ReplaceRoute); ownership is when AWS applied it (`Call.at`) plus the transition the sandbox
 runs after it (attach delay; EIP follow delay). Round trips on the way are the calls sent
 before the owning one, except those sent while an earlier AWS transition ran (a wait's
-polls: the transition's own time already pays for them), plus the owning call itself.
+polls: the transition's own time already pays for them), calls in flight at the same time
+counting once, plus the owning call itself.
 """
 
 from __future__ import annotations
@@ -59,12 +60,21 @@ def calls_before(calls: Sequence[Any], owning: Any) -> list[Any]:
 
 def path_calls(calls: Sequence[Any], owning: Any, delays: dict[str, float]) -> int:
     """Round trips to ownership: the calls before the owning one not sent during a detach's
-    transition, plus the owning call."""
+    transition, those in flight together counted once, plus the owning call."""
     detach = delays.get("detach_delay_s", 0.0)
     windows = [
         (c.at, c.at + detach)
         for c in calls
         if c.action == "DetachNetworkInterface" and c.error is None and not c.dry_run
     ]
-    before = calls_before(calls, owning)
-    return 1 + sum(1 for c in before if not any(a <= c.sent_at < b for a, b in windows))
+    before = [
+        c for c in calls_before(calls, owning) if not any(a <= c.sent_at < b for a, b in windows)
+    ]
+    trips, answered_at = 0, -math.inf
+    for c in sorted(before, key=lambda c: c.sent_at):
+        if c.sent_at >= answered_at:  # sent once the previous round trip was answered
+            trips += 1
+            answered_at = c.at
+        else:
+            answered_at = max(answered_at, c.at)
+    return trips + 1

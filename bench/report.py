@@ -350,7 +350,7 @@ def _latency_section(lat: dict[str, Any] | None) -> list[str]:
         "daemon: measure 1's monitored failovers at the same latency, from the primary's death. "
         "Calls before ownership: EC2/STS calls sent before the owning call (the daemon's from "
         "the end of the probes that found the primary dead); round trips: those not sent during "
-        "a detach transition, plus the owning call. Floors: move = start-up "
+        "a detach transition, calls in flight together counted once, plus the owning call. Floors: move = start-up "
         f"(`python -c 'import boto3'`, median {_f(lat['startup_floor_s'], 3)} s) + round trips "
         "x L + transitions; daemon = detection (measured per run) + round trips x L + "
         "transitions. Ratios are medians of per-run ratios.",

@@ -52,6 +52,17 @@ def test_eni_ownership_is_the_applied_attach_plus_its_transition_and_polls_ride_
     assert path_calls(log, owning, DELAYS) == 6
 
 
+def test_calls_in_flight_together_are_one_round_trip() -> None:
+    """A DryRun and the caller identity sent while a read is in flight cost one round trip."""
+    log = [
+        call("DescribeInstances", 0.0, 0.05),
+        call("AssociateAddress", 0.06, 0.11, dry_run=True),
+        call("GetCallerIdentity", 0.07, 0.12),
+        call("AssociateAddress", 0.12, 0.17),
+    ]
+    assert path_calls(log, owning_call("eip", log), {}) == 3
+
+
 def test_secondary_ip_ownership_is_the_assign_unless_the_eip_was_reassociated() -> None:
     """secondary-ip: the IP on the target is owned at the assign; a re-association (the EIP did
     not follow) is the call that serves it."""
