@@ -33,12 +33,18 @@ from bench.harness import (
 
 PRIMARY_HOST, STANDBY_HOST = "127.0.0.2", "127.0.0.3"
 PRIMARY_AZ, STANDBY_AZ = "us-east-1a", "us-east-1b"
+DESCRIBE_BURST, DESCRIBE_REFILL_PER_S = 100.0, 20.0
 MUTATING_BURST, MUTATING_REFILL_PER_S = 50.0, 5.0
 
 
 def bucket_limit_s(groups: int, calls_per_group: int = 1) -> float:
     """Seconds the mutating bucket needs to allow `groups` moves of `calls_per_group` calls."""
     return max(0.0, (groups * calls_per_group - MUTATING_BURST) / MUTATING_REFILL_PER_S)
+
+
+def describe_limit_s(describes: int) -> float:
+    """Seconds the Describe bucket needs to allow `describes` calls."""
+    return max(0.0, (describes - DESCRIBE_BURST) / DESCRIBE_REFILL_PER_S)
 
 
 def build_eip_groups(ec2: Any, n: int, *, cross_az: bool = False) -> list[tuple[str, str, str]]:
@@ -216,7 +222,7 @@ def run(
         "alerts": outcome_counts,
         # Passes that raised after the failure (a pass that could read no group is blind).
         "pass_errors": len(pass_errors),
-        "pass_error_first": pass_errors[0] if pass_errors else "",
+        "pass_error_first": pass_errors[0][:160] if pass_errors else "",
     }
     print(
         f"[az-failure] {groups} groups{', ' + PRIMARY_AZ + ' disrupted' if disrupted else ''}: served {len(done)} in {elapsed:.1f}s "

@@ -6,6 +6,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from bench.az_failure import describe_limit_s
+
 COLORS = {
     "detection": "#9e9e9e",
     "decision": "#ff9800",
@@ -295,11 +297,13 @@ def _az_section(variants: list[dict[str, Any]], pngs: list[str]) -> list[str]:
         "backstop. Run twice: with the instance reads answered, and with the primaries' AZ "
         "disrupted from the same instant (DescribeInstances/DescribeInstanceStatus naming one "
         "of its instances answer Unavailable). Served = the group's successful AssociateAddress "
-        "in the call log. Limit = (groups - 50) / 5 s after the first move starts.",
+        "in the call log. Limit = (groups - 50) / 5 s after the first move starts (the mutating "
+        "bucket); the Describe bucket's time for the reads sent = (Describes - 100) / 20 s.",
         "",
         "| AZ reads | served | time s | limit s | ratio | goal | verdict | RequestLimitExceeded "
-        "| by action | Spearman (served vs config order) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| by action | Describes after the failure (per group served) | Describe bucket time s "
+        "| Spearman (served vs config order) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for az in variants:
         served = az["all_served"]
@@ -313,7 +317,9 @@ def _az_section(variants: list[dict[str, Any]], pngs: list[str]) -> list[str]:
             f"| {_az_name(az)} | {az['served']}/{az['groups']} | "
             f"{_f(az['elapsed_s'], 1) if served else '> ' + _f(az['observed_s'], 1)} | "
             f"{_f(az['limit_s'], 1)} | {_f(ratio)} | <= 1.1 | {verdict} | {az['throttled']} | "
-            f"{az['throttled_by_action']} | {_f(az['order_spearman'], 3)} |"
+            f"{az['throttled_by_action']} | {az['describe_calls']} "
+            f"({_f(az['describe_calls'] / az['served'] if az['served'] else math.nan, 1)}) | "
+            f"{_f(describe_limit_s(az['describe_calls']), 1)} | {_f(az['order_spearman'], 3)} |"
         )
     lines.append("")
     for az in variants:
@@ -324,7 +330,7 @@ def _az_section(variants: list[dict[str, Any]], pngs: list[str]) -> list[str]:
             f"{', '.join(_f(x, 1) for x in az['calm_pass_s'])} s. First served: "
             f"{', '.join(az['order_first']) or 'none'}. Alerts: {az['alerts']}."
             + (
-                f" Passes that raised: {az['pass_errors']} (first: `{az['pass_error_first']}`)."
+                f" Passes that raised: {az['pass_errors']} (first: `{az['pass_error_first'][:160]}`)."
                 if az.get("pass_errors")
                 else ""
             ),
