@@ -2,8 +2,10 @@
 
 moto in-process behind a StrictLayer with EC2's token buckets on (mutating calls 50
 burst, 5/s; Assign/Unassign 100, 5/s; Describe 100, 20/s). Every group is in eip
-mode (one AssociateAddress per move), its primary's TCP service on 127.0.0.2 and its
-standby's on 127.0.0.3: stopping the first listener fails every primary at once.
+mode (one AssociateAddress per move), its primary in us-east-1a with its TCP service on
+127.0.0.2, its standby in us-east-1b with its service on 127.0.0.3: stopping the first
+listener fails every primary at once. In the `disrupted` variant us-east-1a's instance
+reads fail from that instant too (the layer's `disrupt_az`), as they do when an AZ fails.
 The real Monitor runs passes on the daemon's schedule and moves the groups with its
 thread pool and botocore's standard retries. A group counts as served from its
 successful AssociateAddress in the call log; the limit is what the mutating bucket
@@ -30,6 +32,8 @@ from bench.harness import (
 )
 
 PRIMARY_HOST, STANDBY_HOST = "127.0.0.2", "127.0.0.3"
+PRIMARY_AZ, STANDBY_AZ = "us-east-1a", "us-east-1b"
+DESCRIBE_BURST, DESCRIBE_REFILL_PER_S = 100.0, 20.0
 MUTATING_BURST, MUTATING_REFILL_PER_S = 50.0, 5.0
 
 
@@ -38,13 +42,23 @@ def bucket_limit_s(groups: int, calls_per_group: int = 1) -> float:
     return max(0.0, (groups * calls_per_group - MUTATING_BURST) / MUTATING_REFILL_PER_S)
 
 
-def build_eip_groups(ec2: Any, n: int) -> list[tuple[str, str, str]]:
-    """`n` (primary, standby, allocation id) in one subnet, each EIP on its primary: ~2n + 6 calls."""
+def describe_limit_s(describes: int) -> float:
+    """Seconds the Describe bucket needs to allow `describes` calls."""
+    return max(0.0, (describes - DESCRIBE_BURST) / DESCRIBE_REFILL_PER_S)
+
+
+def build_eip_groups(ec2: Any, n: int, *, cross_az: bool = False) -> list[tuple[str, str, str]]:
+    """`n` (primary, standby, allocation id), each EIP on its primary: ~2n + 6 calls. The
+    standbys share the primaries' subnet, or (`cross_az`) have their own in the next AZ."""
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.0.0/18", AvailabilityZone="us-east-1a")
-    subnet_id = subnet["Subnet"]["SubnetId"]
+    subnets = [
+        ec2.create_subnet(VpcId=vpc, CidrBlock=cidr, AvailabilityZone=az)["Subnet"]["SubnetId"]
+        for cidr, az in [("10.0.0.0/18", PRIMARY_AZ), ("10.0.64.0/18", STANDBY_AZ)][
+            : 2 if cross_az else 1
+        ]
+    ]
     members: list[list[dict[str, Any]]] = []
-    for _ in range(2):
+    for subnet_id in (subnets[0], subnets[-1]):
         launched: list[dict[str, Any]] = []
         while len(launched) < n:
             count = min(250, n - len(launched))
@@ -72,15 +86,21 @@ def build_eip_groups(ec2: Any, n: int) -> list[tuple[str, str, str]]:
 
 
 def run(
-    groups: int = 500, interval_s: float = 5.0, cap_s: float = 240.0, retry_mode: str = "standard"
+    groups: int = 500,
+    interval_s: float = 5.0,
+    cap_s: float = 240.0,
+    retry_mode: str = "standard",
+    *,
+    disrupted: bool = False,
 ) -> dict[str, Any]:
     """Fail every primary at once; record when each group is served again, and every throttle.
 
-    `retry_mode` is the config's aws.retry_mode (botocore's standard or adaptive).
+    `retry_mode` is the config's aws.retry_mode (botocore's standard or adaptive);
+    `disrupted`: the primaries' AZ's instance reads fail from the same instant.
     """
     t_build = time.monotonic()
     with inprocess() as box:
-        built = build_eip_groups(box.ec2, groups)
+        built = build_eip_groups(box.ec2, groups, cross_az=True)
         build_s = time.monotonic() - t_build
         port = free_port(PRIMARY_HOST)
         primaries = Listener(PRIMARY_HOST, port, backlog=4096).start()
@@ -118,6 +138,8 @@ def run(
             calm_passes = rec.of("pass-end", since=t_calm - 3600)
             pass_s = [e.t - e.data["start"] for e in calm_passes]
             t_kill = primaries.stop()
+            if disrupted:
+                box.layer.disrupt_az(PRIMARY_AZ)
 
             def served() -> dict[int, float]:
                 out: dict[int, float] = {}
@@ -128,16 +150,20 @@ def run(
                             out[k] = c.at
                 return out
 
-            def started() -> bool:
-                return bool(rec.of("alert", since=t_kill))
+            def moves_started() -> list[float]:
+                alerts = rec.of("alert", since=t_kill)
+                return [e.t for e in alerts if e.data["event"] == "move-started"]
 
-            wait_for(started, timeout_s=120, poll_s=0.1)
-            first_move = min((e.t for e in rec.of("alert", since=t_kill)), default=math.nan)
-            wait_for(
-                lambda: len(served()) >= groups,
-                timeout_s=max(1.0, first_move + cap_s - time.monotonic()),
-                poll_s=0.5,
-            )
+            # Detection takes `fall` passes; four times that (and a margin for slow passes) is
+            # long enough to say that no move started.
+            wait_for(lambda: bool(moves_started()), timeout_s=8 * interval_s + 20, poll_s=0.1)
+            first_move = min(moves_started(), default=math.nan)
+            if not math.isnan(first_move):
+                wait_for(
+                    lambda: len(served()) >= groups,
+                    timeout_s=max(1.0, first_move + cap_s - time.monotonic()),
+                    poll_s=0.5,
+                )
             t_stop = time.monotonic()
         finally:
             driver.stop()
@@ -147,6 +173,9 @@ def run(
         done = served()
         calls = ec2_calls(box.layer, since=t_kill)
         alerts = rec.of("alert", since=t_kill)
+        pass_errors = [
+            str(e.data["error"]) for e in rec.of("pass-end", since=t_kill) if "error" in e.data
+        ]
     order = sorted(done, key=done.__getitem__)
     all_served = len(done) >= groups
     last = max(done.values()) if done else math.nan
@@ -169,6 +198,7 @@ def run(
         outcome_counts[e.data["event"]] = outcome_counts.get(e.data["event"], 0) + 1
     result = {
         "groups": groups,
+        "disrupted": [PRIMARY_AZ] if disrupted else [],
         "retry_mode": retry_mode,
         "interval_s": interval_s,
         "build_s": build_s,
@@ -178,7 +208,7 @@ def run(
         "all_served": all_served,
         "cap_s": cap_s,
         "elapsed_s": elapsed,
-        "observed_s": t_stop - first_move,
+        "observed_s": t_stop - (t_kill if math.isnan(first_move) else first_move),
         "limit_s": limit,
         "ratio": elapsed / limit if limit and all_served else math.nan,
         "throttled": len(throttled),
@@ -190,9 +220,12 @@ def run(
         "order_first": [f"g{k}" for k in order[:10]],
         "order_spearman": rho,
         "alerts": outcome_counts,
+        # Passes that raised after the failure (a pass that could read no group is blind).
+        "pass_errors": len(pass_errors),
+        "pass_error_first": pass_errors[0][:160] if pass_errors else "",
     }
     print(
-        f"[az-failure] {groups} groups: served {len(done)} in {elapsed:.1f}s "
+        f"[az-failure] {groups} groups{', ' + PRIMARY_AZ + ' disrupted' if disrupted else ''}: served {len(done)} in {elapsed:.1f}s "
         f"(limit {limit:.1f}s, ratio {result['ratio']:.2f}); RequestLimitExceeded {len(throttled)} "
         f"{by_action}; alerts {outcome_counts}",
         flush=True,
@@ -214,6 +247,7 @@ if __name__ == "__main__":
         interval_s=float(sys.argv[2]) if len(sys.argv) > 2 else 2.0,
         cap_s=float(sys.argv[3]) if len(sys.argv) > 3 else 120.0,
         retry_mode=sys.argv[4] if len(sys.argv) > 4 else "standard",
+        disrupted="--disrupted" in sys.argv,
     )
     out.pop("served_times_s")
     out.pop("throttle_times_s")

@@ -37,6 +37,7 @@ from bench.harness import (
     wait_for,
     wire,
 )
+from bench.ownership import aws_calls, calls_before, owned_at, owning_call, path_calls
 
 MODES = ("eni", "secondary-ip", "eip", "route")
 DELAYS: dict[str, dict[str, float]] = {
@@ -78,20 +79,24 @@ class RunResult:
     polls: int = 0
     error: str = ""
     route_calls_s: float = 0.0  # time inside the move's ReplaceRoute calls (route mode)
+    calls_before_owner: int = 0  # EC2/STS calls sent after detection, before the owning call
+    path_calls: int = 0  # round trips to ownership (bench/ownership.py)
 
     @property
     def overhead_s(self) -> float:
         return self.move_wall_s - self.move_aws_s - self.move_sleep_s
 
 
-def _world(box: Any, mode: str) -> Any:
+def bench_world(ec2: Any, mode: str) -> Any:
+    """One group "g" in `mode`, a primary and one standby, built with `ec2`."""
     from failover.sandbox.world import build_world
 
     # A route group's members are in two AZs: the point of the mode.
-    return build_world(box.ec2, mode=mode, group="g", cross_az=mode == "route")
+    return build_world(ec2, mode=mode, group="g", cross_az=mode == "route")
 
 
-def _doc(box: Any, mode: str, world: Any, port: int) -> dict[str, Any]:
+def bench_config(tmp: Path, mode: str, world: Any, port: int) -> dict[str, Any]:
+    """The bench's config for one group over `world`: ec2 and tcp checks on `port`, fast passes."""
     members = [(world.primary, HOSTS[0]), (world.standbys[0], HOSTS[1])]
     group = group_doc(
         "g",
@@ -106,7 +111,7 @@ def _doc(box: Any, mode: str, world: Any, port: int) -> dict[str, Any]:
     )
     return config_doc(
         [group],
-        box.tmp / "state.db",
+        tmp / "state.db",
         interval=f"{int(INTERVAL_S * 1000)}ms",
         timeout=f"{int(TIMEOUT_S * 1000)}ms",
         fall=FALL,
@@ -116,25 +121,6 @@ def _doc(box: Any, mode: str, world: Any, port: int) -> dict[str, Any]:
         detach_timeout="10s",
         move_timeout="30s",
     )
-
-
-def _owned_at(mode: str, calls: list[Any], delays: dict[str, float]) -> float:
-    """When AWS made the target the owner, from the call log and the layer's configured delays."""
-    ok = [c for c in calls if c.error is None]
-    if mode == "eni":
-        attach = [c for c in ok if c.action == "AttachNetworkInterface"]
-        return attach[-1].at + delays.get("attach_delay_s", 0.0) if attach else math.nan
-    if mode == "secondary-ip":
-        assign = [c for c in ok if c.action == "AssignPrivateIpAddresses"]
-        assoc = [c for c in ok if c.action == "AssociateAddress"]
-        if assoc:  # the EIP did not follow: our re-association made it served
-            return assoc[-1].at
-        return assign[-1].at + delays.get("eip_follow_delay_s", 0.0) if assign else math.nan
-    if mode == "route":  # every table points at the target once the last ReplaceRoute is applied
-        replaced = [c for c in ok if c.action == "ReplaceRoute"]
-        return replaced[-1].at if replaced else math.nan
-    assoc = [c for c in ok if c.action == "AssociateAddress"]
-    return assoc[-1].at if assoc else math.nan
 
 
 def _calls_s(rec: Recorder, action: str, thread: int, since: float, until: float) -> float:
@@ -179,7 +165,10 @@ def analyse_move(
     probes = rec.of("probe-end", since=pass_start, until=t_ms)
     t_detect = probes[-1].t if probes else pass_start
     calls = ec2_calls(layer, t_ms, t_end)
-    owned = _owned_at(mode, calls, delays)
+    owned = owned_at(mode, calls, delays)
+    # The round trips after detection: the pass's reads under the claim and the move's.
+    on_path = aws_calls(layer, t_detect, t_end)
+    owning = owning_call(mode, on_path)
     steps = [e for e in rec.of("step", since=t_ms, until=t_end) if e.thread == started.thread]
     segments: list[tuple[str, float, float]] = [
         ("detection", 0.0, t_detect - t_kill),
@@ -233,15 +222,22 @@ def analyse_move(
         polls=polls,
         error="" if finished.data["event"] == "move-finished" else finished.data["message"],
         route_calls_s=_calls_s(rec, "ReplaceRoute", thread, t_ms, t_end),
+        calls_before_owner=len(calls_before(on_path, owning)) if owning else 0,
+        path_calls=path_calls(on_path, owning, delays) if owning else 0,
     )
 
 
 def run_mode(
-    mode: str, runs: int, seed: int = 1, delays: dict[str, float] | None = None
+    mode: str,
+    runs: int,
+    seed: int = 1,
+    delays: dict[str, float] | None = None,
+    latency_s: float = 0.0,
 ) -> list[RunResult]:
     """`runs` monitored failovers in `mode`, alternating between the two members.
 
-    `delays` are the StrictLayer's transition delays (default: DELAYS[mode]).
+    `delays` are the StrictLayer's transition delays (default: DELAYS[mode]); `latency_s` the
+    per-call latency of every EC2 and STS call once the world is built.
     """
     delays = DELAYS[mode] if delays is None else delays
     from bench.harness import PassDriver
@@ -249,11 +245,12 @@ def run_mode(
     rng = random.Random(seed)
     results: list[RunResult] = []
     with inprocess(**delays) as box:
-        world = _world(box, mode)
+        world = bench_world(box.ec2, mode)
         port = free_port(HOSTS[0])
         members = [world.primary, world.standbys[0]]
         listeners = {m: Listener(h, port).start() for m, h in zip(members, HOSTS, strict=True)}
-        rig: Rig = wire(_doc(box, mode, world, port))
+        rig: Rig = wire(bench_config(box.tmp, mode, world, port))
+        box.layer.set_latency(latency_s)
         rec = rig.recorder
         driver = PassDriver(rig, INTERVAL_S).start()
         active = world.primary
@@ -311,8 +308,8 @@ def quick_moves(mode: str, count: int) -> list[QuickMove]:
     """`count` back-and-forth engine moves with zero AWS delays: overhead and call counts per move."""
     out: list[QuickMove] = []
     with inprocess() as box:
-        world = _world(box, mode)
-        doc = _doc(box, mode, world, 9)
+        world = bench_world(box.ec2, mode)
+        doc = bench_config(box.tmp, mode, world, 9)
         rig = wire(doc)
         group = rig.settings.groups[0]
         members = [world.primary, world.standbys[0]]

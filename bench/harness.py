@@ -46,6 +46,31 @@ def fake_aws_env() -> None:
     os.environ["AWS_SHARED_CREDENTIALS_FILE"] = "/dev/null"
 
 
+def process_env() -> dict[str, str]:
+    """The environment a `failover` or `python` process of a bench gets: fake credentials only."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(FAKE_AWS_ENV)
+    env.update({"AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"})
+    env.pop("FAILOVER_CONFIG", None)
+    return env
+
+
+def import_boto3_s(repeats: int) -> list[float]:
+    """Seconds `python -c 'import boto3'` takes, process start to exit, `repeats` times after a
+    warm-up: the start-up floor of any AWS-using Python command."""
+    import subprocess
+    import sys
+
+    argv, env = [sys.executable, "-c", "import boto3"], process_env()
+    out = []
+    for k in range(repeats + 1):
+        start = time.monotonic()
+        subprocess.run(argv, env=env, capture_output=True, check=True)
+        if k:
+            out.append(time.monotonic() - start)
+    return out
+
+
 def log_to_file(path: Path) -> None:
     """failover's INFO log (what `failover run` writes) to `path`; the libraries' chatter off."""
     import logging

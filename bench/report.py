@@ -6,6 +6,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from bench.az_failure import describe_limit_s
+
 COLORS = {
     "detection": "#9e9e9e",
     "decision": "#ff9800",
@@ -13,6 +15,8 @@ COLORS = {
     "AWS transition": "#90caf9",
 }
 STEP_COLOR = "#1565c0"
+# The measures bench/run_all.py runs, by their key in results.json.
+MEASURES = ("failover_time", "api_cost", "scale", "az_failure", "cron", "latency")
 
 
 def _f(value: Any, digits: int = 2) -> str:
@@ -25,6 +29,34 @@ def _verdict(ratio: float, goal: float) -> str:
     if math.isnan(ratio):
         return "not measured"
     return "met" if ratio <= goal else f"missed by {100 * (ratio / goal - 1):.0f} %"
+
+
+def az_variants(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The AZ-failure runs (a results.json from before the disrupted variant holds one)."""
+    az = results.get("az_failure") or []
+    return [az] if isinstance(az, dict) else list(az)
+
+
+def _az_name(az: dict[str, Any]) -> str:
+    disrupted = az.get("disrupted") or []
+    return f"{', '.join(disrupted)} disrupted" if disrupted else "instance reads answered"
+
+
+def _az_png(az: dict[str, Any]) -> str:
+    return "az_failure_disrupted.png" if az.get("disrupted") else "az_failure.png"
+
+
+def _run_sizes(results: dict[str, Any]) -> list[str]:
+    """Which measures ran at the quick sizes, and which failed (their last traceback line)."""
+    sizes = results.get("sizes") or {
+        name: {"quick": bool(results.get("quick"))} for name in MEASURES if name in results
+    }
+    quick = sorted(name for name, size in sizes.items() if size.get("quick"))
+    lines = [f"Run at the quick sizes (`--quick`): {', '.join(quick)}.", ""] if quick else []
+    for name, trace in sorted((results.get("errors") or {}).items()):
+        last = trace.strip().splitlines()[-1] if trace.strip() else "no traceback"
+        lines += [f"Measure `{name}` failed: `{last}`.", ""]
+    return lines
 
 
 def plots(results: dict[str, Any], out: Path) -> list[str]:
@@ -62,8 +94,9 @@ def plots(results: dict[str, Any], out: Path) -> list[str]:
         fig.savefig(out / name, dpi=110)
         plt.close(fig)
         written.append(name)
-    az = results.get("az_failure")
-    if az and az.get("served_times_s"):
+    for az in az_variants(results):
+        if not az.get("served_times_s"):
+            continue
         fig, ax = plt.subplots(figsize=(9, 5))
         times = az["served_times_s"]
         ax.step(times, range(1, len(times) + 1), where="post", label="groups served (measured)")
@@ -87,12 +120,15 @@ def plots(results: dict[str, Any], out: Path) -> list[str]:
             )
         ax.set_xlabel("seconds since the first move started")
         ax.set_ylabel("groups served")
-        ax.set_title(f"AZ failure: {az['groups']} groups (eip mode, token buckets on)")
+        ax.set_title(
+            f"AZ failure: {az['groups']} groups (eip mode, token buckets on), {_az_name(az)}"
+        )
         ax.legend(loc="lower right", fontsize=8)
         fig.tight_layout()
-        fig.savefig(out / "az_failure.png", dpi=110)
+        name = _az_png(az)
+        fig.savefig(out / name, dpi=110)
         plt.close(fig)
-        written.append("az_failure.png")
+        written.append(name)
     return written
 
 
@@ -101,14 +137,14 @@ def markdown(results: dict[str, Any], pngs: list[str]) -> str:
     lines = [
         "# Benchmarks",
         "",
-        f"Written by `make bench` (`python -m bench.run_all{' --quick' if results.get('quick') else ''}`) "
-        f"in {results['wall_s']:.0f} s. Every figure is computed from recorded events (the strict "
+        f"Written by `make bench` (`python -m bench.run_all`) in {results['wall_s']:.0f} s. Every figure is computed from recorded events (the strict "
         "layer's call log, botocore call timestamps, engine step events, monitor alerts, pass "
         "boundaries, the clock's sleeps); only the limits they are divided by come from configuration.",
         "",
         f"Machine: {m['cores']} cores, Python {m['python']}, moto {m['moto']}, boto3 {m['boto3']}, "
         f"{m['platform']}.",
         "",
+        *_run_sizes(results),
     ]
     ft = results.get("failover_time")
     if ft:
@@ -228,32 +264,7 @@ def markdown(results: dict[str, Any], pngs: list[str]) -> str:
                 f"{verdicts[1]}; RSS {verdicts[2]} |"
             )
         lines.append("")
-    az = results.get("az_failure")
-    if az:
-        lines += [
-            "## 5. An AZ fails",
-            "",
-            f"{az['groups']} groups in eip mode lose their primaries at once; token buckets on; "
-            f"passes every {_f(az['interval_s'], 1)} s, fall 2; thread pool of 8, every EC2 call "
-            "paced by the client-side token buckets (failover/aws/pacing.py), botocore standard "
-            "retries as a backstop. Limit = (groups - 50) / 5 s after the first move starts.",
-            "",
-            "| served | time s | limit s | ratio | goal | RequestLimitExceeded | by action | Spearman (served vs config order) |",
-            "|---|---|---|---|---|---|---|---|",
-            f"| {az['served']}/{az['groups']} | "
-            f"{_f(az['elapsed_s'], 1) if az['all_served'] else '> ' + _f(az['observed_s'], 1)} | "
-            f"{_f(az['limit_s'], 1)} | "
-            f"{_f(az['ratio']) if az['all_served'] else '> ' + _f(az['observed_s'] / az['limit_s'])} | "
-            f"<= 1.1 | {az['throttled']} | {az['throttled_by_action']} | {_f(az['order_spearman'], 3)} |",
-            "",
-            f"Calls after the failure: {az['calls']}, {az['describe_calls']} Describe. Detection "
-            f"(kill to first move) {_f(az['detect_s'], 1)} s; calm passes took "
-            f"{', '.join(_f(x, 1) for x in az['calm_pass_s'])} s. First served: "
-            f"{', '.join(az['order_first'])}. Alerts: {az['alerts']}.",
-            "",
-        ]
-        if "az_failure.png" in pngs:
-            lines += ["![az_failure.png](az_failure.png)", ""]
+    lines += _az_section(az_variants(results), pngs)
     cron = results.get("cron")
     if cron:
         lines += [
@@ -268,31 +279,129 @@ def markdown(results: dict[str, Any], pngs: list[str]) -> str:
             + ", ".join(f"{n} {v:.0f}" for n, v in cron["import_ms"]),
             "",
         ]
-    lines += [
-        "## Reading these figures",
-        "",
-        "- The code measured is the working tree at the time of the run (results.json keeps the raw figures).",
-        "- Move overhead was dominated by SQLite fsyncs under `synchronous=FULL`; the store now runs "
-        "`synchronous=NORMAL` in WAL mode (a killed process loses nothing; see failover/store/sqlite.py).",
-        "- Polling slack depends on where the transition ends in converge's backoff schedule "
-        "(0.1 s doubling to 0.2 s for waits, small jitter): with a fixed delay it is nearly the same from run "
-        "to run, and can flip between ~0.05 s and ~0.2 s with small timing changes.",
-        "- Scale: moto's XML serializer costs ~3 ms per instance, so the AWS side replays Describe "
-        "answers after moto's first; the daemon still sends, waits for and parses every answer.",
-        "",
-    ]
-    if results.get("notes"):
-        lines += ["## Findings", ""] + results["notes"] + [""]
-    lines += [
-        "## What is left (goals still missed)",
-        "",
-        "- Scale at 10,000 members: a pass is ~13 s (goal 1.5 s): ~8 s parsing 175 Describe "
-        "answers in botocore and ~3.5 s of asyncio probes on 2 cores. Next: skip "
-        "DescribeInstances on passes where status is not due (read ownership only, addresses "
-        "cached), one store transaction per pass instead of one per group, then profile.",
-        "- API cost per pass: 1.75 x ceil(members/100), not ceil(members/100) + a constant: "
-        "DescribeInstances (200 ids a filter) rides along with DescribeInstanceStatus.",
-        "- Cron start-up: 4.3 x `import boto3`; the two clients (ec2, sts) cost ~0.3 s to build.",
-        "",
-    ]
+    lines += _latency_section(results.get("latency"))
     return "\n".join(lines)
+
+
+def _az_section(variants: list[dict[str, Any]], pngs: list[str]) -> list[str]:
+    if not variants:
+        return []
+    first = variants[0]
+    lines = [
+        "## 5. An AZ fails",
+        "",
+        f"{first['groups']} groups in eip mode (primaries in us-east-1a, standbys in us-east-1b) "
+        f"lose their primaries at once; token buckets on; passes every "
+        f"{_f(first['interval_s'], 1)} s, fall 2; thread pool of 8, every EC2 call paced by the "
+        "client-side token buckets (failover/aws/pacing.py), botocore standard retries as a "
+        "backstop. Run twice: with the instance reads answered, and with the primaries' AZ "
+        "disrupted from the same instant (DescribeInstances/DescribeInstanceStatus naming one "
+        "of its instances answer Unavailable). Served = the group's successful AssociateAddress "
+        "in the call log. Limit = (groups - 50) / 5 s after the first move starts (the mutating "
+        "bucket); the Describe bucket's time for the reads sent = (Describes - 100) / 20 s.",
+        "",
+        "| AZ reads | served | time s | limit s | ratio | goal | verdict | RequestLimitExceeded "
+        "| by action | Describes after the failure (per group served) | Describe bucket time s "
+        "| Spearman (served vs config order) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for az in variants:
+        served = az["all_served"]
+        ratio = az["ratio"] if served else math.nan
+        verdict = (
+            _verdict(ratio, 1.1)
+            if served
+            else f"missed: {az['served']}/{az['groups']} served in {_f(az['observed_s'], 1)} s"
+        )
+        lines.append(
+            f"| {_az_name(az)} | {az['served']}/{az['groups']} | "
+            f"{_f(az['elapsed_s'], 1) if served else '> ' + _f(az['observed_s'], 1)} | "
+            f"{_f(az['limit_s'], 1)} | {_f(ratio)} | <= 1.1 | {verdict} | {az['throttled']} | "
+            f"{az['throttled_by_action']} | {az['describe_calls']} "
+            f"({_f(az['describe_calls'] / az['served'] if az['served'] else math.nan, 1)}) | "
+            f"{_f(describe_limit_s(az['describe_calls']), 1)} | {_f(az['order_spearman'], 3)} |"
+        )
+    lines.append("")
+    for az in variants:
+        lines += [
+            f"**{_az_name(az)}**: calls after the failure {az['calls']}, "
+            f"{az['describe_calls']} Describe. Detection (kill to first move) "
+            f"{_f(az['detect_s'], 1)} s; calm passes took "
+            f"{', '.join(_f(x, 1) for x in az['calm_pass_s'])} s. First served: "
+            f"{', '.join(az['order_first']) or 'none'}. Alerts: {az['alerts']}."
+            + (
+                f" Passes that raised: {az['pass_errors']} (first: `{az['pass_error_first'][:160]}`)."
+                if az.get("pass_errors")
+                else ""
+            ),
+            "",
+        ]
+        if _az_png(az) in pngs:
+            lines += [f"![{_az_png(az)}]({_az_png(az)})", ""]
+    return lines
+
+
+def _latency_section(lat: dict[str, Any] | None) -> list[str]:
+    if not lat:
+        return []
+    goal = lat["goal"]
+    lines = [
+        "## 7. Per-call latency: calls and time to ownership",
+        "",
+        f"Every EC2 and STS call answered L after it was sent (the strict layer's latency; AWS "
+        f"acts then), L = {', '.join(str(x) for x in lat['latencies_ms'])} ms. Transitions as in "
+        "measure 1, except that a secondary IP's Elastic IP follows it at once: ownership is the "
+        "IP on the target. `failover move --yes` runs as a process against moto's server, from "
+        "its start to AWS applying the owning call (+ the attach transition for eni). The "
+        "daemon: measure 1's monitored failovers at the same latency, from the primary's death. "
+        "Calls before ownership: EC2/STS calls sent before the owning call (the daemon's from "
+        "the end of the probes that found the primary dead); round trips: those not sent during "
+        "a detach transition, calls in flight together counted once, plus the owning call. Floors: move = start-up "
+        f"(`python -c 'import boto3'`, median {_f(lat['startup_floor_s'], 3)} s) + round trips "
+        "x L + transitions; daemon = detection (measured per run) + round trips x L + "
+        "transitions. Ratios are medians of per-run ratios.",
+        "",
+        "| mode | L ms | move: calls before ownership | move: round trips | move: first call s "
+        "| move: to ownership s | move: floor s | move: ratio | daemon: calls before ownership "
+        "| daemon: detection s | daemon: to ownership s | daemon: floor s | daemon: ratio |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in lat["rows"]:
+        mv, dm = row["move"], row["daemon"]
+        lines.append(
+            f"| {row['mode']} | {row['latency_ms']} | {_f(mv['calls_before_median'], 0)} | "
+            f"{_f(mv['path_calls_median'], 0)} | {_f(mv['first_call_median_s'], 3)} | "
+            f"{_f(mv['to_owned_median_s'], 3)} | {_f(mv['floor_median_s'], 3)} | "
+            f"{_f(mv['ratio_median'])} | {_f(dm['calls_before_median'], 0)} | "
+            f"{_f(dm['detection_median_s'], 3)} | {_f(dm['to_owned_median_s'], 3)} | "
+            f"{_f(dm['floor_median_s'], 3)} | {_f(dm['ratio_median'])} |"
+        )
+    lines += ["", "Calls `failover move` sent before the owning call (first run):", ""]
+    seen: set[str] = set()
+    for row in lat["rows"]:
+        if row["mode"] in seen or not row["move"]["actions_before"]:
+            continue
+        seen.add(row["mode"])
+        lines.append(f"- **{row['mode']}**: {', '.join(row['move']['actions_before'])}")
+    lines += [
+        "",
+        f"Goal at L = {goal['latency_ms']} ms for {' and '.join(goal['modes'])}: `failover move` "
+        f"to ownership <= start-up + {goal['round_trips']} x L + {_f(goal['slack_s'], 1)} s.",
+        "",
+        "| mode | runs ok | to ownership s | goal s | ratio | verdict |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in lat["rows"]:
+        if row["mode"] not in goal["modes"] or row["latency_ms"] != goal["latency_ms"]:
+            continue
+        mv = row["move"]
+        lines.append(
+            f"| {row['mode']} | {mv['ok']}/{mv['runs']} | {_f(mv['to_owned_median_s'], 3)} | "
+            f"{_f(mv['goal_s'], 3)} | {_f(mv['goal_ratio'])} | {_verdict(mv['goal_ratio'], 1.0)} |"
+        )
+    errors = [(r["mode"], r["latency_ms"], e) for r in lat["rows"] for e in r["move"]["errors"]]
+    if errors:
+        lines += ["", "Move processes that failed:", ""]
+        lines += [f"- {mode} at {ms} ms: `{err}`" for mode, ms, err in errors]
+    lines.append("")
+    return lines

@@ -3,6 +3,10 @@
 Install it (or use it as a context manager) and every request moto serves in this process, from
 `moto.mock_aws` or from a `ThreadedMotoServer` started here, passes through it: it is logged,
 may be throttled, failed or denied, and EC2's rules are checked before moto acts.
+
+moto answers in a few milliseconds; EC2 and STS take tens of milliseconds a call. With a
+per-call latency the layer holds every EC2 and STS request that long before AWS acts on it and
+answers, outside the EC2 lock, so concurrent calls wait side by side as they do on AWS.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ from ._rules import Ec2Rules
 
 # EC2 actions that read nothing but change AWS state (everything that is not a read).
 _READ_PREFIXES = ("Describe", "Get", "List")
+# The services a per-call latency applies to: the ones a move talks to.
+LATENCY_SERVICES = frozenset({"ec2", "sts"})
 
 # HTTP statuses AWS answers these codes with; botocore's retry keys off both code and status.
 _STATUS_OF = {
@@ -58,12 +64,17 @@ STATUS_VALUES = frozenset({"ok", "impaired", "insufficient-data", "not-applicabl
 
 @dataclass(frozen=True)
 class Call:
-    """One API call as the layer saw it: what was asked, when, and the error code answered."""
+    """One API call as the layer saw it: what was asked, when, and the error code answered.
+
+    `sent_at` is when the request reached the sandbox, `at` when AWS acted on it and answered:
+    the layer's per-call latency later (the same instant when there is none).
+    """
 
     service: str
     action: str
     params: dict[str, Any]
     at: float
+    sent_at: float
     error: str | None
     dry_run: bool
     lost_reply: bool = False  # AWS applied the call; the caller saw `error` (InternalError)
@@ -120,10 +131,19 @@ class StrictLayer:
         token_buckets: bool = False,
         tag_scoped: bool = False,
         seed: int = 0,
+        latency_s: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        """Configure the layer; nothing is patched until `install`. `clock` is for tests."""
+        """Configure the layer; nothing is patched until `install`.
+
+        `latency_s`: how long every EC2 and STS call waits before AWS acts on it and answers.
+        `clock` and `sleep` are for tests (the latency is spent in `sleep`).
+        """
         self.clock = clock
+        self._sleep = sleep
+        self.latency_s = 0.0
+        self.set_latency(latency_s)
         self.rules = Ec2Rules(
             clock=clock,
             detach_delay_s=detach_delay_s,
@@ -189,6 +209,12 @@ class StrictLayer:
             self._buckets = Buckets()
 
     # ---- configuration -----------------------------------------------------------------
+
+    def set_latency(self, seconds: float) -> None:
+        """From now on, every EC2 and STS call waits `seconds` before AWS acts on it and answers."""
+        if not 0.0 <= seconds < 60.0:
+            raise ValueError("latency must be within [0, 60) seconds")
+        self.latency_s = seconds
 
     def stick_detach(self, eni_id: str, *, stuck: bool = True) -> None:
         """Graceful detaches of this ENI stay `detaching` forever (a Force detach completes one);
@@ -273,6 +299,7 @@ class StrictLayer:
         service: str,
         action: str,
         params: dict[str, Any],
+        sent_at: float,
         at: float,
         result: Any,
         lost_reply: bool = False,
@@ -286,6 +313,7 @@ class StrictLayer:
             error=_error_code(int(status), body),
             dry_run=params.get("DryRun") is True,
             lost_reply=lost_reply,
+            sent_at=sent_at,
         )
         with self._log_lock:
             self.calls.append(call)
@@ -298,17 +326,22 @@ class StrictLayer:
 
     def dispatch(self, response: Any, original: Any) -> Any:
         """Answer one request moto received: log it and, for EC2, apply the rules around moto."""
-        at = self.clock()
+        sent_at = self.clock()
         service = str(response.service_name or "")
         action = str(response._get_action() or "")
         params = _params_of(response)
+        latency = self.latency_s
+        if latency > 0 and service in LATENCY_SERVICES:
+            # The round trip to AWS: spent before AWS acts, outside the EC2 lock.
+            self._sleep(latency)
+        at = self.clock() if latency > 0 else sent_at
         if service != "ec2":
             result = original(response)
-            self._record(service, action, params, at, result)
+            self._record(service, action, params, sent_at, at, result)
             return result
         with _EC2_LOCK:
             result, lost = self._dispatch_ec2(response, original, action, params)
-        self._record(service, action, params, at, result, lost)
+        self._record(service, action, params, sent_at, at, result, lost)
         return result
 
     def _dispatch_ec2(
