@@ -7,8 +7,8 @@ attempts as fit the budget in the worst case (each attempt timing out, and botoc
 longest backoff between them); their reads as a whole start no attempt after
 READ_START_BY_S (`wiring.read_budget`).
 
-Start-up: clients come from botocore itself (boto3 adds only resources and S3 transfers,
-and ~20 ms of imports); every session of the process shares one loader, so each service
+Start-up: clients come from botocore itself (boto3 adds resources, S3 transfers and its
+user-agent name, and ~20 ms of imports); every session of the process shares one loader, so each service
 model and the endpoint data are read from disk once; a client a command may not need
 (STS) is built on its first use (`lazy_client`).
 """
