@@ -15,11 +15,9 @@ from typing import TYPE_CHECKING
 
 # The one-shot commands' budget per call, re-exported: the CLI may not import the client builder.
 from failover.aws.clients import READ_BUDGET_S as READ_BUDGET_S
-from failover.aws.clients import READ_START_BY_S, make_client
+from failover.aws.clients import READ_START_BY_S, lazy_client, make_client
 from failover.aws.ec2 import Ec2Cloud
 from failover.aws.pacing import Pacer
-from failover.aws.sns import SnsPublisher
-from failover.aws.ssm import SsmCommands
 from failover.config import AwsSettings, Group, Settings, StateSettings
 from failover.coord.fence import Fence, holding
 from failover.coord.lease import TableLease
@@ -29,17 +27,17 @@ from failover.core.ports import Clock, LeaseTable, MemberHealth, StepRecord, Sto
 from failover.ops.clock import SystemClock
 from failover.ops.hooks import AfterMoveRunner
 from failover.ops.notify import Notifier, chain
-from failover.probes import run_probes
 from failover.service.engine import Engine, StopRequest, WaitListener
-from failover.service.monitor import Monitor, Prober
 from failover.service.switchover import Alert, FreshHealth, Switchover, log_alert
-from failover.store import DynamoStore, SqliteStore
-from failover.store.dynamodb_lease import DynamoLeaseTable
+from failover.store.sqlite import SqliteStore
 from failover.store.sqlite_claims import SqliteClaims
 
+# What only some commands use is imported where it is used: a cron check or an on-call
+# move must not pay at start-up for the daemon's, the DynamoDB backend's or SNS's modules.
 if TYPE_CHECKING:
     from failover.ops.metrics import Metrics
     from failover.service.engine import MoveResult
+    from failover.service.monitor import Monitor, Prober
 
 log = logging.getLogger(__name__)
 
@@ -71,13 +69,21 @@ def runtime(
     happened itself; a failing hook still logs its error).
     """
     notify = settings.notify
-    sns = SnsPublisher(make_client(settings.aws, "sns")) if notify.sns_topic_arn else None
+    sns = None
+    if notify.sns_topic_arn:
+        from failover.aws.sns import SnsPublisher
+
+        sns = SnsPublisher(make_client(settings.aws, "sns"))
     notifier = Notifier(
         notify.sns_topic_arn, notify.webhook_url, notify.timeout_s, sns=sns, events=notify.events
     )
     alert = chain(log_alert, notifier.notify) if log_alerts else notifier.notify
     needs_ssm = any(g.after_move is not None and g.after_move.ssm for g in settings.groups)
-    ssm = SsmCommands(make_client(settings.aws, "ssm")) if needs_ssm else None
+    ssm = None
+    if needs_ssm:
+        from failover.aws.ssm import SsmCommands
+
+        ssm = SsmCommands(make_client(settings.aws, "ssm"))
     hooks = AfterMoveRunner(ssm, alert=alert)
 
     def after_move(group: Group, result: MoveResult, address: str) -> None:
@@ -115,10 +121,11 @@ def make_cloud(
     """The EC2 adapter, its calls paced to EC2's token buckets on the real clock.
 
     `budget_s` (READ_BUDGET_S for status, check and validate): no call takes longer.
+    STS (the caller's identity, for the audit trail) is built only when first asked.
     """
     return Ec2Cloud(
         make_client(settings.aws, "ec2", budget_s),
-        make_client(settings.aws, "sts", budget_s),
+        lazy_client(settings.aws, "sts", budget_s),
         clock.now,
         Pacer(clock.monotonic, clock.sleep),
     )
@@ -187,6 +194,7 @@ def make_fence(
         table = SqliteClaims(store)
     else:
         from failover.aws.dynamodb import DynamoTable
+        from failover.store.dynamodb_lease import DynamoLeaseTable
 
         assert settings.state.table is not None
         table = DynamoLeaseTable(
@@ -238,14 +246,18 @@ def make_switchover(
     )
 
 
-def make_monitor(w: Wiring, rt: Runtime, *, prober: Prober = run_probes) -> Monitor:
-    """The health pass of the daemon, `check` and the Lambda, its moves on the guarded path."""
+def make_monitor(w: Wiring, rt: Runtime, *, prober: Prober | None = None) -> Monitor:
+    """The health pass of the daemon, `check` and the Lambda, its moves on the guarded path
+    (probing with failover.probes.run_probes unless `prober` is given)."""
+    from failover.probes import run_probes
+    from failover.service.monitor import Monitor
+
     return Monitor(
         w.cloud,
         w.store,
         w.engine,
         w.engine.clock,
-        prober=prober,
+        prober=run_probes if prober is None else prober,
         alert=rt.alert,
         on_health=rt.on_health,
         on_move=rt.on_move,
@@ -269,6 +281,7 @@ def open_store(
         return SqliteStore(state.path, read_only=read_only)
     if state.backend == "dynamodb":
         from failover.aws.dynamodb import DynamoTable  # only this backend needs it
+        from failover.store.dynamodb import DynamoStore
 
         if state.table is None:  # the settings validator already insists on it
             raise ConfigError("state.table is required when state.backend is dynamodb")

@@ -1,4 +1,4 @@
-"""Build the boto3 clients failover uses, from the config; called by the wiring only.
+"""Build the botocore clients failover uses, from the config; called by the wiring only.
 
 Every call is bounded. The daemon uses the config's `max_attempts` (its passes retry
 anyway, and a blind daemon says so). The one-shot commands (status, check, validate,
@@ -6,13 +6,20 @@ move) give up on an endpoint within READ_BUDGET_S: short timeouts, and only as m
 attempts as fit the budget in the worst case (each attempt timing out, and botocore's
 longest backoff between them); their reads as a whole start no attempt after
 READ_START_BY_S (`wiring.read_budget`).
+
+Start-up: clients come from botocore itself (boto3 adds resources, S3 transfers and its
+user-agent name, and ~20 ms of imports); every session of the process shares one loader, so each service
+model and the endpoint data are read from disk once; a client a command may not need
+(STS) is built on its first use (`lazy_client`).
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import boto3
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, NoRegionError, ProfileNotFound
 
@@ -68,6 +75,29 @@ def client_config(aws: AwsSettings, budget_s: float | None = None) -> Config:
     )
 
 
+# The parsed service models and endpoint data, by the data path that found them.
+_LOADERS: dict[object, Any] = {}
+_LOADERS_LOCK = threading.Lock()
+
+
+def _session(aws: AwsSettings) -> botocore.session.Session:
+    """A session for the config's profile and region, on the process's shared loader."""
+    session = botocore.session.Session(profile=aws.profile)
+    if aws.region is not None:
+        session.set_config_variable("region", aws.region)
+    data_path = session.get_config_variable("data_path")  # a profile may add model paths
+    with _LOADERS_LOCK:
+        loader = _LOADERS.setdefault(data_path, session.get_component("data_loader"))
+    session.register_component("data_loader", loader)
+    return session
+
+
+def _build(aws: AwsSettings, service: str, budget_s: float | None) -> Any:
+    """The client, or botocore's error."""
+    make: Any = _session(aws).create_client  # one builder for every service; callers know the type
+    return make(service, endpoint_url=aws.endpoint_url, config=client_config(aws, budget_s))
+
+
 def make_client(aws: AwsSettings, service: str, budget_s: float | None = None) -> Any:
     """A client for `service` with botocore's retry mode from the config and short timeouts.
 
@@ -75,14 +105,33 @@ def make_client(aws: AwsSettings, service: str, budget_s: float | None = None) -
     timeouts keep a dead endpoint from eating the move's whole deadline on one call.
     `budget_s`: no call takes longer than this, whatever the endpoint does.
     """
-    config = client_config(aws, budget_s)
     try:
-        session = boto3.session.Session(profile_name=aws.profile, region_name=aws.region)
-        make: Any = session.client  # one builder for every service; callers know the type
-        return make(service, endpoint_url=aws.endpoint_url, config=config)
+        return _build(aws, service, budget_s)
     except NoRegionError:
         raise ConfigError("aws.region is not set (in the config, or AWS_DEFAULT_REGION)") from None
     except ProfileNotFound:
         raise ConfigError(f"aws.profile {aws.profile!r} is not in the AWS config files") from None
     except BotoCoreError as exc:
         raise ConfigError(f"cannot build the {service} client: {exc}") from None
+
+
+class LazyClient:
+    """A client built on its first use (an attribute read), once, whichever thread asks first."""
+
+    def __init__(self, build: Callable[[], Any]) -> None:
+        self._build = build
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        with self._lock:
+            if self._client is None:
+                self._client = self._build()
+        return getattr(self._client, name)
+
+
+def lazy_client(aws: AwsSettings, service: str, budget_s: float | None = None) -> Any:
+    """`make_client`'s client, built when first used: a command that never calls `service`
+    never pays for it. If it cannot be built, that first use raises botocore's error, as
+    a failed call would (its caller already handles those)."""
+    return LazyClient(lambda: _build(aws, service, budget_s))

@@ -27,8 +27,6 @@ from failover.core.errors import ConfigError, LeaseLostError, RefusedError
 from failover.core.model import GroupView
 from failover.core.planner import absence, candidates
 from failover.core.ports import Clock, MemberHealth
-from failover.probes import run_probes
-from failover.service.freshness import fresh_health
 from failover.service.switchover import GroupOutcome, Switchover
 from failover.wiring import (
     READ_BUDGET_S,
@@ -114,6 +112,10 @@ def _probing_again(
     def fresh(
         group: Group, view: GroupView, health: Mapping[str, MemberHealth]
     ) -> Mapping[str, MemberHealth]:
+        # The probes (asyncio) load only when a stored verdict is stale, not at start-up.
+        from failover.probes import run_probes
+        from failover.service.freshness import fresh_health
+
         return fresh_health(
             group, view, health, candidates(view, group), now=clock.now(), prober=run_probes
         )

@@ -17,11 +17,7 @@ from failover import config as config_module
 from failover.cli.app import cli, config_option, load_settings
 from failover.cli.interrupt import Interrupt
 from failover.config import Settings
-from failover.coord.statelock import claim, state_lock
 from failover.core.errors import ConfigError
-from failover.ops import sdnotify
-from failover.probes import run_probes
-from failover.service.blindness import Sight
 from failover.wiring import READ_BUDGET_S, leased, make_monitor, read_budget, runtime, wired
 
 if TYPE_CHECKING:
@@ -36,8 +32,13 @@ log = logging.getLogger("failover")
 @config_option
 def run(config_path: Path | None) -> None:
     """The daemon: check every group on its interval and fail over by policy (foreground)."""
-    from failover.daemon import Daemon  # APScheduler is only the daemon's: keep cron start-up fast
+    # The daemon's own modules (APScheduler, prometheus_client, filelock, the probes'
+    # instrumenting) load here only: `check` and `move` start without them.
+    from failover.daemon import Daemon
+    from failover.ops import sdnotify
     from failover.ops.metrics import Heartbeat, Metrics, healthz_max_age
+    from failover.probes import run_probes
+    from failover.service.blindness import Sight
 
     # A SIGTERM or SIGINT before the daemon serves (systemd stopping a unit that is still
     # starting) is a request to stop, kept for `serve`: a clean exit 0, never a death by signal.
@@ -101,6 +102,8 @@ def _daemon_lock(settings: Settings) -> FileLock | None:
     """The SQLite state file's lock, taken now (exit 3 when another daemon has it)."""
     if settings.state.backend != "sqlite":
         return None
+    from failover.coord.statelock import claim, state_lock
+
     lock = state_lock(settings.state.path)
     claim(lock, settings.state.path, "another failover daemon")
     return lock

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from failover.core.errors import CloudError, TransientCloudError
-from failover.probes.command import exit_reason, first_line
 
 log = logging.getLogger(__name__)
 
@@ -189,6 +188,9 @@ def run_command(argv: Sequence[str], timeout_s: float) -> tuple[bool, str]:
             _kill_group(process)
         if returncode == 0:
             return True, f"command {name}: exit 0"
+        # The probes' wording for a failed command; that package (asyncio) loads only now.
+        from failover.probes.command import exit_reason
+
         return False, f"command {name}: {exit_reason(returncode, stderr, stdout)}"
 
 
@@ -235,6 +237,8 @@ def run_ssm(
         pause = min(pause * 2, _POLL_MAX_S)
     if last.status == "Success":
         return True, f"{where}: Success"
+    from failover.probes.command import first_line
+
     line = first_line(last.stderr) or first_line(last.stdout) or last.details
     code = f" (exit {last.response_code})" if last.response_code >= 0 else ""
     return False, f"{where}: {last.status}{code}" + (f": {line}" if line else "")

@@ -8,18 +8,13 @@ clock, so tests decide whether time is real.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
-
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception_type,
-    retry_if_result,
-    wait_exponential_jitter,
-)
+from typing import TYPE_CHECKING, TypeVar
 
 from failover.core.errors import TransientCloudError
 from failover.core.ports import Clock
+
+if TYPE_CHECKING:
+    from tenacity import RetryCallState
 
 T = TypeVar("T")
 
@@ -42,6 +37,13 @@ def until(
     A TransientCloudError is retried like a not-yet-done result; if it is still the
     answer at the deadline it is raised. Any other error is raised at once.
     """
+    # Imported on the first wait: a cron check or a move reaches its first AWS call sooner.
+    from tenacity import (
+        Retrying,
+        retry_if_exception_type,
+        retry_if_result,
+        wait_exponential_jitter,
+    )
 
     def stop(state: RetryCallState) -> bool:
         return clock.monotonic() >= deadline
