@@ -31,6 +31,7 @@ from failover.ops.hooks import AfterMoveRunner
 from failover.ops.notify import Notifier, chain
 from failover.probes import run_probes
 from failover.service.engine import Engine, StopRequest, WaitListener
+from failover.service.identity import CALLER_GRACE_S
 from failover.service.monitor import Monitor, Prober
 from failover.service.switchover import Alert, FreshHealth, Switchover, log_alert
 from failover.store import DynamoStore, SqliteStore
@@ -172,7 +173,11 @@ def wired(
             stop=stop,
             on_wait=on_wait,
         )
-        yield Wiring(settings, cloud, store, engine, fence)
+        try:
+            yield Wiring(settings, cloud, store, engine, fence)
+        finally:
+            # A move journaled before STS answered gets its caller written before the store closes.
+            engine.identity.settle(CALLER_GRACE_S)
     finally:
         store.close()
 
