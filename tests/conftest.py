@@ -95,6 +95,7 @@ class Service:
     _sock: socket.socket | None = None
     _thread: threading.Thread | None = None
     _stopped: threading.Event = field(default_factory=threading.Event)
+    accepted: int = 0  # connections accepted so far (probes that reached the service)
 
     def start(self) -> Service:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -115,6 +116,7 @@ class Service:
                 conn, _ = self._sock.accept()
             except (TimeoutError, OSError):
                 continue
+            self.accepted += 1
             conn.close()
 
     def stop(self) -> None:
