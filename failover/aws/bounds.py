@@ -61,6 +61,11 @@ def bounded(
         _local.time_left, _local.name = previous
 
 
+def current() -> tuple[Callable[[], float] | None, str]:
+    """This thread's bound (`time_left`, `name`), for a call made on its behalf by another thread."""
+    return getattr(_local, "time_left", None), deadline_name()
+
+
 def deadline_name() -> str:
     """What this thread's deadline is, for a message."""
     return str(getattr(_local, "name", None) or "the move's deadline")
