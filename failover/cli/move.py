@@ -11,7 +11,7 @@ from __future__ import annotations
 import getpass
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import click
@@ -88,7 +88,7 @@ def move(
         ) as w,
         runtime(settings, log_alerts=False) as rt,
     ):
-        switchover = make_switchover(w, rt, fresh_health=_probing_again(w.engine.clock))
+        switchover = make_switchover(w, rt, fresh_health=_probing_again(w))
         request = MoveRequest(target, force)
         if yes and not dry_run:
             # Nobody confirms: take the group first, so the one read of AWS the plan shows is
@@ -113,15 +113,27 @@ def move(
 
 
 def _probing_again(
-    clock: Clock,
+    w: Wiring,
 ) -> Callable[[Group, GroupView, Mapping[str, MemberHealth]], Mapping[str, MemberHealth]]:
-    """The switchover's seam: a stored verdict older than one interval is probed again now."""
+    """The switchover's seam: a stored verdict older than one interval is probed again now
+    (an `ec2` check with the status checks EC2 reports now)."""
+    clock: Clock = w.engine.clock
+
+    def statuses(instance_ids: Sequence[str]) -> dict[str, tuple[bool | None, bool]]:
+        read, _unread = w.cloud.instance_status(instance_ids)  # unread: no verdict, a failure
+        return {i: (ok, insufficient) for i, (_state, ok, insufficient) in read.items()}
 
     def fresh(
         group: Group, view: GroupView, health: Mapping[str, MemberHealth]
     ) -> Mapping[str, MemberHealth]:
         return fresh_health(
-            group, view, health, candidates(view, group), now=clock.now(), prober=run_probes
+            group,
+            view,
+            health,
+            candidates(view, group),
+            now=clock.now(),
+            prober=run_probes,
+            statuses=statuses,
         )
 
     return fresh

@@ -158,3 +158,30 @@ def test_a_stale_standby_is_probed_again_once_per_move(
     assert moved.returncode == 0, moved.stdout + moved.stderr
     assert sb.ip_holders(world) == {standby}
     assert lo.services[standby].accepted - probes == 1
+
+
+@pytest.mark.process
+def test_a_stale_ec2_verdict_is_judged_on_the_status_checks_read_now(
+    sandbox: SandboxFactory,
+) -> None:
+    """Rule: with an `ec2` check and no recent pass, a manual move judges its candidate on the
+    status checks EC2 reports now (one DescribeInstanceStatus, for the stale candidates), not
+    on the read that carries none: an `ok` standby is moved to."""
+    sb = sandbox()
+    world = sb.world("eip")
+    target = world.standbys[0]
+    config = sb.config(
+        sb.group(world, "eip", checks=[{"type": "ec2"}]),
+        defaults={"interval": "1s", "rise": 1},
+    )
+    checked = run_cli("check", "--config", str(config))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    time.sleep(2.0)  # two intervals with no pass: the stored verdicts are stale
+    sb.layer.reset_log()
+    done = run_cli("move", "g", "--to", target, "--yes", "--config", str(config))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert sb.eip_owner(world.allocation_id or "") == target
+    before = sb.layer.calls[: first_mutation(sb.layer.calls)]
+    (status,) = [c for c in before if c.action == "DescribeInstanceStatus"]
+    assert status.params["InstanceIds"] == [target]
+    assert STS not in [c.action for c in before]
