@@ -23,6 +23,8 @@ from typing import Any
 import pytest
 import yaml
 
+from failover.service.identity import THREAD_NAME as IDENTITY_THREAD
+
 REGION = "us-east-1"
 FAKE_AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -79,6 +81,14 @@ def run_cli(
         check=False,
         cwd=cwd,
     )
+
+
+def join_sts_questions(timeout_s: float = 10.0) -> None:
+    """Wait for the engines' STS questions in flight (failover/service/identity.py) to end, so
+    none is sent after the test's mock of AWS stopped (it would go to the real endpoint)."""
+    for thread in threading.enumerate():
+        if thread.name == IDENTITY_THREAD:
+            thread.join(timeout_s)
 
 
 def write_config(path: Path, document: Mapping[str, Any]) -> Path:

@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 # How long a one-shot command waits, after its moves, for STS to name the caller of a move
 # it journaled before the answer came (then the history keeps the caller unknown).
 CALLER_GRACE_S = 2.0
+# The name of the thread that asks STS (a test joins it before its mock of AWS stops).
+THREAD_NAME = "caller-identity"
 
 
 class CallerIdentity:
@@ -48,7 +50,7 @@ class CallerIdentity:
         with self._lock:
             if self._thread is not None or self._value is not None:
                 return
-            self._thread = threading.Thread(target=self._ask, name="caller-identity", daemon=True)
+            self._thread = threading.Thread(target=self._ask, name=THREAD_NAME, daemon=True)
         self._thread.start()
 
     def get(self) -> str:
@@ -70,11 +72,11 @@ class CallerIdentity:
         then(value)
 
     def settle(self, timeout_s: float) -> None:
-        """Wait up to `timeout_s` for the answer if anything waits on it; then drop the waiters
+        """Wait up to `timeout_s` for the answer if the question is out; then drop the waiters
         (their journal rows keep the caller unknown) and run none from then on."""
         with self._lock:
-            pending = bool(self._waiting) and self._thread is not None
-        if pending:
+            asked = self._thread is not None
+        if asked:
             self._answered.wait(timeout_s)
         with self._running, self._lock:
             self._closed = True
