@@ -111,7 +111,7 @@ class Engine:
             eip_grace_s=eip_follow_grace_s,
         )
         # STS, asked off the move's path: after its first mutating call (see identity).
-        self.identity = CallerIdentity(cloud.caller_identity)
+        self.identity = CallerIdentity(lambda: cloud.caller_identity())
 
     # -- choosing -----------------------------------------------------------------------------
 

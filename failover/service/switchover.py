@@ -240,7 +240,8 @@ class Switchover:
 
     def preview(self, group: Group, request: MoveRequest) -> Preview:
         """What `run(group, request=request)` would do now (--dry-run, and the plan an operator
-        confirms): the same reads and the same decision, no claim, no change."""
+        confirms): the same reads and the same decision, no change. It takes no claim; made
+        under one the caller holds, `run` under that claim may start from its read."""
         token = self.fence.token(group.name) if self.fence is not None else None
         unfinished = tuple(self.store.open_moves(group.name))
         observation = self.engine.observe(group)
