@@ -48,7 +48,7 @@ class _Alongside(Generic[T]):
     """A call run on its own thread under the starting thread's deadline; `result` joins it."""
 
     def __init__(self, fn: Callable[[], T]) -> None:
-        self._fn, self._bound = fn, bounds.current()
+        self._fn, self._bound = fn, bounds.carried()
         self._value: T | None = None
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="ec2-read", daemon=True)
@@ -56,7 +56,7 @@ class _Alongside(Generic[T]):
 
     def _run(self) -> None:
         try:
-            with bounds.bounded(*self._bound):
+            with self._bound():
                 self._value = self._fn()
         except BaseException as exc:  # handed to the thread that asked, in `result`
             self._error = exc
