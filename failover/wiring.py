@@ -28,6 +28,7 @@ from failover.ops.clock import SystemClock
 from failover.ops.hooks import AfterMoveRunner
 from failover.ops.notify import Notifier, chain
 from failover.service.engine import Engine, StopRequest, WaitListener
+from failover.service.identity import CALLER_GRACE_S
 from failover.service.switchover import Alert, FreshHealth, Switchover, log_alert
 from failover.store.sqlite import SqliteStore
 from failover.store.sqlite_claims import SqliteClaims
@@ -179,7 +180,11 @@ def wired(
             stop=stop,
             on_wait=on_wait,
         )
-        yield Wiring(settings, cloud, store, engine, fence)
+        try:
+            yield Wiring(settings, cloud, store, engine, fence)
+        finally:
+            # A move journaled before STS answered gets its caller written before the store closes.
+            engine.identity.settle(CALLER_GRACE_S)
     finally:
         store.close()
 

@@ -23,6 +23,8 @@ from typing import Any
 import pytest
 import yaml
 
+from failover.service.identity import THREAD_NAME as IDENTITY_THREAD
+
 REGION = "us-east-1"
 FAKE_AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -81,6 +83,14 @@ def run_cli(
     )
 
 
+def join_sts_questions(timeout_s: float = 10.0) -> None:
+    """Wait for the engines' STS questions in flight (failover/service/identity.py) to end, so
+    none is sent after the test's mock of AWS stopped (it would go to the real endpoint)."""
+    for thread in threading.enumerate():
+        if thread.name == IDENTITY_THREAD:
+            thread.join(timeout_s)
+
+
 def write_config(path: Path, document: Mapping[str, Any]) -> Path:
     path.write_text(yaml.safe_dump(dict(document), sort_keys=False))
     return path
@@ -95,6 +105,7 @@ class Service:
     _sock: socket.socket | None = None
     _thread: threading.Thread | None = None
     _stopped: threading.Event = field(default_factory=threading.Event)
+    accepted: int = 0  # connections accepted so far (probes that reached the service)
 
     def start(self) -> Service:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -115,6 +126,7 @@ class Service:
                 conn, _ = self._sock.accept()
             except (TimeoutError, OSError):
                 continue
+            self.accepted += 1
             conn.close()
 
     def stop(self) -> None:

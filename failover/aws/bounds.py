@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from botocore.exceptions import BotoCoreError
@@ -59,6 +59,21 @@ def bounded(
         yield
     finally:
         _local.time_left, _local.name = previous
+
+
+def carried() -> Callable[[], AbstractContextManager[None]]:
+    """This thread's bound and AWS's last answer to it, to apply (in a `with`) on a thread that
+    calls on its behalf: its calls keep the deadline, and a refusal names the real cause."""
+    time_left, name = getattr(_local, "time_left", None), deadline_name()
+    last = getattr(_local, "last_answer", None)
+
+    @contextmanager
+    def applied() -> Iterator[None]:
+        _local.last_answer = last
+        with bounded(time_left, name):
+            yield
+
+    return applied
 
 
 def deadline_name() -> str:

@@ -16,10 +16,10 @@ times (bounds.py). Waiting for a state is the engine's loop.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -53,6 +53,36 @@ T = TypeVar("T")
 ID_BATCH = 200
 # DescribeInstanceStatus takes at most 100 instance ids a call.
 STATUS_BATCH = 100
+
+
+class _Alongside(Generic[T]):
+    """A call run on its own thread under the starting thread's deadline; `result` joins it."""
+
+    def __init__(self, fn: Callable[[], T]) -> None:
+        self._fn, self._bound = fn, bounds.carried()
+        self._value: T | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="ec2-read", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            with self._bound():
+                self._value = self._fn()
+        except BaseException as exc:  # handed to the thread that asked, in `result`
+            self._error = exc
+
+    def result(self) -> T:
+        """The call's value, or its exception raised here."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value  # type: ignore[return-value]
+
+
+def _alongside(fn: Callable[[], T]) -> _Alongside[T]:
+    """Start `fn` on its own thread, bounded by this thread's deadline."""
+    return _Alongside(fn)
 
 
 class Ec2Cloud:
@@ -280,16 +310,21 @@ class Ec2Cloud:
         return views
 
     def observe(self, group: Group, *, with_status: bool = False) -> GroupView:
-        """Everything the planner needs about `group`, read fresh from EC2 (raises if unread)."""
-        views, failed = self._observe([group], with_status=with_status)
+        """Everything the planner needs about `group`, read fresh from EC2 (raises if unread).
+
+        The members and the floating resource are read at once, one call each on its own
+        thread: a move's read before its first mutating call costs one round trip, not two.
+        """
+        views, failed = self._observe([group], with_status=with_status, together=True)
         if views[group.name].unread:
             raise next(iter(failed.values()))
         return views[group.name]
 
     def _observe(
-        self, groups: Sequence[Group], *, with_status: bool
+        self, groups: Sequence[Group], *, with_status: bool, together: bool = False
     ) -> tuple[dict[str, GroupView], dict[str, CloudError]]:
         ids = [i for g in groups for i in g.instance_ids]
+        resources = _alongside(lambda: self._describe_resources(groups)) if together else None
         members, failed = self.describe_members(ids)
         if with_status:
             status, status_failed = self.instance_status([i for i in ids if i not in failed])
@@ -299,9 +334,9 @@ class Ec2Cloud:
                 for i, m in members.items()
                 if i in status
             }
-        enis = self.describe_enis([g.eni for g in groups if g.mode is Mode.ENI and g.eni])
-        addresses = self.describe_addresses([g.eip for g in groups if g.eip])
-        tables = ec2_routes.describe_tables(self._ec2, [t for g in groups for t in g.route_tables])
+        enis, addresses, tables = (
+            resources.result() if resources is not None else self._describe_resources(groups)
+        )
         at = self._clock() if self._clock else 0.0
         views = {}
         for g in groups:
@@ -327,6 +362,15 @@ class Ec2Cloud:
         if last is None:
             return Instance(instance_id, UNREAD_STATE, self._zones.get(instance_id, ""))
         return replace(last, state=UNREAD_STATE, status_ok=None, checks_insufficient=False)
+
+    def _describe_resources(
+        self, groups: Sequence[Group]
+    ) -> tuple[dict[str, Eni], dict[str, Address], dict[str, Mapping[str, Any]]]:
+        """The groups' floating resources as EC2 reports them now: ENIs, Elastic IPs, tables."""
+        enis = self.describe_enis([g.eni for g in groups if g.mode is Mode.ENI and g.eni])
+        addresses = self.describe_addresses([g.eip for g in groups if g.eip])
+        tables = ec2_routes.describe_tables(self._ec2, [t for g in groups for t in g.route_tables])
+        return enis, addresses, tables
 
     def refresh(self, group: Group, view: GroupView) -> GroupView:
         """`view` with its floating resource (ENI, EIP) read again; members as they were."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import getpass
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import click
@@ -27,7 +27,7 @@ from failover.core.errors import ConfigError, LeaseLostError, RefusedError
 from failover.core.model import GroupView
 from failover.core.planner import absence, candidates
 from failover.core.ports import Clock, MemberHealth
-from failover.service.switchover import GroupOutcome, Switchover
+from failover.service.switchover import GroupOutcome, Preview, Switchover
 from failover.wiring import (
     READ_BUDGET_S,
     Wiring,
@@ -86,17 +86,23 @@ def move(
         ) as w,
         runtime(settings, log_alerts=False) as rt,
     ):
-        switchover = make_switchover(w, rt, fresh_health=_probing_again(w.engine.clock))
-        with read_budget(w.cloud, w.engine.clock):
-            chosen = _show_plan(switchover, group, MoveRequest(target, force), w.cloud.region)
-        if chosen is None or dry_run:
-            return
-        if not yes and not click.confirm("proceed?"):
-            click.echo(f"group {group.name}: not moved")
-            raise SystemExit(1)
-        # What the operator saw is what is asked for: the target confirmed, not a new choice.
-        with interrupt.catching():
-            outcome = _guarded(w, switchover, group, MoveRequest(chosen, force))
+        switchover = make_switchover(w, rt, fresh_health=_probing_again(w))
+        request = MoveRequest(target, force)
+        if yes and not dry_run:
+            # Nobody confirms: take the group first, so the one read of AWS the plan shows is
+            # made under the claim and is the read the move starts from.
+            with interrupt.catching():
+                outcome = _guarded(w, switchover, group, request)
+        else:
+            with read_budget(w.cloud, w.engine.clock):
+                preview = _show_plan(switchover, group, request, w.cloud.region)
+            if preview is None or dry_run:
+                return
+            if not yes and not click.confirm("proceed?"):
+                click.echo(f"group {group.name}: not moved")
+                raise SystemExit(1)
+            with interrupt.catching():
+                outcome = _guarded(w, switchover, group, request, preview=preview)
         if (signum := interrupt.requested()) is not None and outcome.outcome != "moved":
             # The engine stopped at a step boundary and said where (the move's own line).
             click.echo(f"failover: {outcome.error or outcome.decision.reason}", err=True)
@@ -105,9 +111,15 @@ def move(
 
 
 def _probing_again(
-    clock: Clock,
+    w: Wiring,
 ) -> Callable[[Group, GroupView, Mapping[str, MemberHealth]], Mapping[str, MemberHealth]]:
-    """The switchover's seam: a stored verdict older than one interval is probed again now."""
+    """The switchover's seam: a stored verdict older than one interval is probed again now
+    (an `ec2` check with the status checks EC2 reports now)."""
+    clock: Clock = w.engine.clock
+
+    def statuses(instance_ids: Sequence[str]) -> dict[str, tuple[bool | None, bool]]:
+        read, _unread = w.cloud.instance_status(instance_ids)  # unread: no verdict, a failure
+        return {i: (ok, insufficient) for i, (_state, ok, insufficient) in read.items()}
 
     def fresh(
         group: Group, view: GroupView, health: Mapping[str, MemberHealth]
@@ -117,7 +129,13 @@ def _probing_again(
         from failover.service.freshness import fresh_health
 
         return fresh_health(
-            group, view, health, candidates(view, group), now=clock.now(), prober=run_probes
+            group,
+            view,
+            health,
+            candidates(view, group),
+            now=clock.now(),
+            prober=run_probes,
+            statuses=statuses,
         )
 
     return fresh
@@ -135,11 +153,12 @@ def os_user() -> str | None:
 
 def _show_plan(
     switchover: Switchover, group: Group, request: MoveRequest, region: str
-) -> str | None:
-    """Print what the move would do; the target to ask for, or None when nothing is to do.
+) -> Preview | None:
+    """Print what the move would do; the preview it showed, or None when nothing is to do.
 
-    Raises RefusedError (exit 3) when a rule refuses the move, before any claim is taken;
-    ConfigError (exit 2) when AWS does not know the group at all (a wrong region or ids).
+    Raises RefusedError (exit 3) when a rule refuses the move (before any claim is taken,
+    unless the plan is shown under it: `--yes`); ConfigError (exit 2) when AWS does not know
+    the group at all (a wrong region or ids).
     """
     preview = switchover.preview(group, request)
     if (absent := absence(preview.view, group)) is not None:
@@ -161,11 +180,23 @@ def _show_plan(
             return None
     else:
         click.echo(report.plan_text(preview.view, plan, group.resource))
-    return decision.target
+    return preview
 
 
-def _guarded(w: Wiring, switchover: Switchover, group: Group, request: MoveRequest) -> GroupOutcome:
-    """Take the group (asking its daemon to hand it over), then the guarded path."""
+def _guarded(
+    w: Wiring,
+    switchover: Switchover,
+    group: Group,
+    request: MoveRequest,
+    *,
+    preview: Preview | None = None,
+) -> GroupOutcome:
+    """Take the group (asking its daemon to hand it over), then the guarded path.
+
+    `preview`: the plan the operator confirmed (its target is what is asked for, not a new
+    choice); None: no plan was shown yet, so it is shown under the claim, from the read the
+    move then starts from.
+    """
     wait_s = 2 * w.fence.lease.ttl_s + w.fence.lease.margin_s + group.policy.move_timeout_s
 
     def asking(name: str, holder: str) -> None:
@@ -175,17 +206,25 @@ def _guarded(w: Wiring, switchover: Switchover, group: Group, request: MoveReque
         if group.name in refused:
             # Lost the group to another mover: nothing left to do if it put the resource
             # where we were going to; else say who has it.
+            wanted = preview.decision.target if preview is not None else request.target
             view = w.cloud.observe(group)
-            if view.active == request.target:
+            if wanted is not None and view.active == wanted:
                 click.echo(
-                    f"group {group.name}: {group.resource} is on {request.target}: "
+                    f"group {group.name}: {group.resource} is on {wanted}: "
                     f"nothing left to do (the group is held by {refused[group.name]})"
                 )
                 raise SystemExit(0)
             raise LeaseLostError(
                 group.name, group.resource, f"group {group.name} is held by {refused[group.name]}"
             )
-        return switchover.run(group, request=request)
+        if preview is None:
+            with read_budget(w.cloud, w.engine.clock):
+                preview = _show_plan(switchover, group, request, w.cloud.region)
+            if preview is None:
+                raise SystemExit(0)
+        # What the operator saw is what is asked for: the target shown, not a new choice.
+        request = MoveRequest(preview.decision.target, request.force)
+        return switchover.run(group, request=request, preview=preview)
 
 
 def _report(w: Wiring, group: Group, outcome: GroupOutcome) -> None:

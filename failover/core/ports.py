@@ -135,6 +135,9 @@ class Store(Protocol):
     ) -> None:
         """Close a journaled move with its outcome, and its final target when that changed."""
 
+    def record_caller(self, move_id: str, caller: str) -> None:
+        """Name the caller of a journaled move (STS may answer after the move began)."""
+
     def open_moves(self, group: str | None = None) -> list[MoveRecord]:
         """Moves whose intent is journaled but not finished (a crash left them), oldest first."""
 

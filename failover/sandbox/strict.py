@@ -164,6 +164,11 @@ class StrictLayer:
         self._fault_actions: frozenset[str] = frozenset()
         self._denied: set[str] = set()
         self._buckets = Buckets()
+        # Services whose endpoint does not answer (`hold`): their requests wait for `release`.
+        self._held_services: set[str] = set()
+        self._released = threading.Event()
+        self._released.set()
+        self.held: list[Call] = []
 
     # ---- life cycle --------------------------------------------------------------------
 
@@ -188,6 +193,7 @@ class StrictLayer:
             _patches.remove()
             _active = None
             self._reset_state()
+        self.release()
 
     def __enter__(self) -> StrictLayer:
         """Install the layer for the `with` block."""
@@ -266,6 +272,20 @@ class StrictLayer:
         with _EC2_LOCK:
             self.faults.restore(zones or None)
 
+    def hold(self, *services: str) -> None:
+        """Requests to these services (e.g. "sts") get no answer until `release`: an endpoint
+        that is not reachable, as STS is from a private subnet without an STS VPC endpoint.
+        The caller sees its own timeout; each held request is listed in `held` on arrival."""
+        with self._log_lock:
+            self._held_services.update(services)
+            self._released.clear()
+
+    def release(self) -> None:
+        """Answer the held requests (their callers may have given up) and hold no more."""
+        with self._log_lock:
+            self._held_services.clear()
+            self._released.set()
+
     def big_account(self, eni_threshold: int | None = 1000) -> None:
         """Past this many ENIs, an unpaginated, unnarrowed DescribeNetworkInterfaces fails."""
         with _EC2_LOCK:
@@ -330,6 +350,10 @@ class StrictLayer:
         service = str(response.service_name or "")
         action = str(response._get_action() or "")
         params = _params_of(response)
+        if service in self._held_services:
+            with self._log_lock:
+                self.held.append(Call(service, action, params, sent_at, sent_at, None, False))
+            self._released.wait()
         latency = self.latency_s
         if latency > 0 and service in LATENCY_SERVICES:
             # The round trip to AWS: spent before AWS acts, outside the EC2 lock.

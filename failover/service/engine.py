@@ -27,6 +27,7 @@ from failover.core.errors import (
 from failover.core.model import MUTATING_STEPS, GroupView, Plan
 from failover.core.planner import plan_move, rule_violation
 from failover.core.ports import Clock, Cloud, MoveRecord, StepRecord, Store
+from failover.service.identity import CallerIdentity
 from failover.service.interruption import (
     BEFORE_CALL,
     Interruptions,
@@ -109,7 +110,8 @@ class Engine:
             guard=guard,
             eip_grace_s=eip_follow_grace_s,
         )
-        self._caller: str | None = None
+        # STS, asked off the move's path: after its first mutating call (see identity).
+        self.identity = CallerIdentity(lambda: cloud.caller_identity())
 
     # -- choosing -----------------------------------------------------------------------------
 
@@ -185,7 +187,8 @@ class Engine:
             resource=group.resource,
             source=plan.source,
             target=chosen,
-            caller=self.caller(),
+            # Known when an earlier move of this process asked; else written in when STS answers.
+            caller=self.identity.known() or "",
             reason=(reason or f"manual move to {chosen}")
             + (f" (passed over {'; '.join(skipped)})" if skipped else ""),
             started_at=self.clock.now(),
@@ -200,6 +203,8 @@ class Engine:
         if self._guard is not None:
             self._guard(group.name)  # no journal entry for a move we may not make
         self.store.begin_move(record)
+        if not record.caller:
+            self.identity.when_known(lambda arn: self.store.record_caller(record.move_id, arn))
         log.info(
             "move %s of group %s: %s -> %s (%s)",
             record.move_id,
@@ -238,10 +243,8 @@ class Engine:
         return results
 
     def caller(self) -> str:
-        """Who is acting, for the audit trail (asked of STS once per process)."""
-        if self._caller is None:
-            self._caller = self.cloud.caller_identity()
-        return self._caller
+        """Who is acting, for the audit trail (asked of STS once per process; waits for it)."""
+        return self.identity.get()
 
     def _time_left(self, group: Group, started: float) -> Callable[[], float]:
         """Seconds left of the move begun at `started` (monotonic), for the Cloud's bound."""
@@ -292,6 +295,8 @@ class Engine:
         except FailoverError as exc:
             journal.close_failed(self.cloud, group, exc)
             raise
+        finally:
+            self.identity.start()  # a move that made no mutating call still names its caller
         elapsed = self.clock.monotonic() - start
         detail = (
             f"now on {target}"
@@ -386,3 +391,6 @@ class Engine:
                 journal.step(step, "failed", began, str(exc))
                 raise
             journal.step(step, "done", began, detail)
+            if step.kind in MUTATING_STEPS:
+                # Not before: STS must never delay a call that changes AWS (see identity).
+                self.identity.start()

@@ -8,11 +8,13 @@ interval, its members are probed again now, and the fresh answer is what counts.
 The seam: `fresh_health(group, view, health, members, now, prober)` takes what the move
 already read (the AWS view, the stored health) and returns the health to decide on. It
 never writes the store: the counters belong to the passes (the daemon or the cron check).
+A move's read of AWS carries no status checks (a pass's verdict is what a move trusts while
+recent), so an `ec2` check probed again reads them now (`statuses`), for the due members only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -23,6 +25,11 @@ from failover.service.monitor import Prober, verdicts
 
 if TYPE_CHECKING:
     from failover.config import Group
+
+
+Statuses = Callable[[Sequence[str]], Mapping[str, tuple[bool | None, bool]]]
+"""EC2's status checks of some instances now: (checks ok, insufficient data) by instance id
+(DescribeInstanceStatus); an instance it does not name has no verdict."""
 
 
 def stale(health: MemberHealth, now: float, max_age_s: float) -> bool:
@@ -38,6 +45,7 @@ def fresh_health(
     *,
     now: float,
     prober: Prober,
+    statuses: Statuses | None = None,
 ) -> dict[str, MemberHealth]:
     """`health` with each of `members` whose stored verdict is stale re-judged by a probe now.
 
@@ -55,6 +63,8 @@ def fresh_health(
     out = dict(health)
     if not due:
         return out
+    if statuses is not None and any(c.type == "ec2" for c in group.checks):
+        view = _with_statuses(view, statuses(due))
     found = verdicts([(group, view)], prober, only=frozenset(due))
     for instance_id in due:
         ok, why = found[(group.name, instance_id)]
@@ -71,3 +81,14 @@ def fresh_health(
             probed_at=now,
         )
     return out
+
+
+def _with_statuses(view: GroupView, read: Mapping[str, tuple[bool | None, bool]]) -> GroupView:
+    """`view` with the status checks just read for the members `read` names."""
+    members = tuple(
+        replace(m, status_ok=read[m.instance_id][0], checks_insufficient=read[m.instance_id][1])
+        if m.instance_id in read
+        else m
+        for m in view.members
+    )
+    return replace(view, members=members)

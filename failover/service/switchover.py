@@ -26,7 +26,7 @@ from failover.core.errors import FailoverError, MoveInterruptedError, RefusedErr
 from failover.core.model import GroupView, Plan
 from failover.core.planner import plan_move
 from failover.core.ports import Clock, MemberHealth, MoveRecord, Store
-from failover.service.engine import Engine, MoveResult, Observation
+from failover.service.engine import FRESH_VIEW_S, Engine, MoveResult, Observation
 
 if TYPE_CHECKING:
     from failover.config import Group
@@ -102,12 +102,20 @@ class GroupOutcome:
 
 @dataclass(frozen=True)
 class Preview:
-    """What `run` with a request would do now (`plan` None unless it moves); touches nothing."""
+    """What `run` with a request would do now (`plan` None unless it moves); touches nothing.
+
+    `observation` is the read it was made on and `health` the verdicts it decided on (stale
+    ones probed again); `token` the claim's fencing token held while it was made (None: not
+    claimed, or no fence), so `run` under that same claim may start from this read.
+    """
 
     decision: Decision
     view: GroupView
     plan: Plan | None
     unfinished: tuple[MoveRecord, ...] = ()
+    observation: Observation | None = None
+    health: Mapping[str, MemberHealth] = field(default_factory=dict)
+    token: int | None = None
 
 
 class Switchover:
@@ -168,11 +176,14 @@ class Switchover:
         health: Mapping[str, MemberHealth] | None = None,
         request: MoveRequest | None = None,
         suspect: bool = False,
+        preview: Preview | None = None,
     ) -> GroupOutcome:
         """The guarded path: decide again under the claim, and make the move decided.
 
         `health`: the counters a pass just folded (None: as the store has them); `request`:
-        an operator's move; `suspect`: the pass suspects its own network.
+        an operator's move; `suspect`: the pass suspects its own network; `preview`: the
+        operator's preview of this move, whose probes are not repeated while fresh, and whose
+        read of AWS stands in for a new one if it was made under this claim and is fresh.
         """
         with self.claimed(group.name) as ours:
             if not ours:
@@ -183,7 +194,7 @@ class Switchover:
                 return GroupOutcome(
                     group.name, Decision("refused", why), "refused", None, error=why
                 )
-            return self._run(group, health, request, suspect)
+            return self._run(group, health, request, suspect, preview)
 
     def _run(
         self,
@@ -191,6 +202,7 @@ class Switchover:
         health: Mapping[str, MemberHealth] | None,
         request: MoveRequest | None,
         suspect: bool,
+        preview: Preview | None = None,
     ) -> GroupOutcome:
         force = request is not None and request.force
         try:
@@ -206,13 +218,16 @@ class Switchover:
             decision = Decision("move", f"finished move {last.move_id}", last.target)
             return GroupOutcome(group.name, decision, "moved", last.target, last, finished=finished)
         try:
-            observed = self.engine.observe(group)
+            observed = (
+                None if finished or preview is None else self._claimed_read(group, preview)
+            ) or self.engine.observe(group)
         except FailoverError as exc:
             # Under the claim AWS must be read again; if it cannot be (a disrupted AZ), nothing moves.
             decision = Decision("unknown", f"AWS could not be read: {exc}")
             return GroupOutcome(group.name, decision, "unknown", None, error=str(exc))
         view = observed.view
-        decision = self._decide(group, view, health, request, suspect)
+        probed = preview.health if preview is not None else None
+        decision, _ = self._decide(group, view, health, request, suspect, probed)
         # A pass already logged its decision; this one under the claim is news only when asked
         # for by an operator (a pass's repeat goes to debug).
         level = logging.INFO if request is not None else logging.DEBUG
@@ -225,17 +240,33 @@ class Switchover:
 
     def preview(self, group: Group, request: MoveRequest) -> Preview:
         """What `run(group, request=request)` would do now (--dry-run, and the plan an operator
-        confirms): the same reads and the same decision, no claim, no change."""
+        confirms): the same reads and the same decision, no change. It takes no claim; made
+        under one the caller holds, `run` under that claim may start from its read."""
+        token = self.fence.token(group.name) if self.fence is not None else None
         unfinished = tuple(self.store.open_moves(group.name))
-        view = self.engine.observe(group).view
+        observation = self.engine.observe(group)
+        view = observation.view
+        health: Mapping[str, MemberHealth] = {}
         if unfinished and request.target in (None, unfinished[-1].target):
             last = unfinished[-1]
             decision = Decision("move", f"finish move {last.move_id}", last.target)
         else:
-            decision = self._decide(group, view, None, request, False)
+            decision, health = self._decide(group, view, None, request, False)
         target = decision.target if decision.moves else None
         plan = plan_move(view, group, target) if target is not None else None
-        return Preview(decision, view, plan, unfinished)
+        return Preview(decision, view, plan, unfinished, observation, health, token)
+
+    def _claimed_read(self, group: Group, preview: Preview) -> Observation | None:
+        """The preview's read if it was made under the claim held now and is still fresh: AWS
+        was read under the claim, and nothing of ours has changed it since (DESIGN.md)."""
+        observed = preview.observation
+        if observed is None or preview.token is None or self.fence is None:
+            return None
+        if self.fence.token(group.name) != preview.token:
+            return None
+        if self.clock.monotonic() - observed.at > FRESH_VIEW_S:
+            return None
+        return observed
 
     def _decide(
         self,
@@ -244,11 +275,22 @@ class Switchover:
         health: Mapping[str, MemberHealth] | None,
         request: MoveRequest | None,
         suspect: bool,
-    ) -> Decision:
-        """decide() on `view` with the store's facts read now (and its health, if not given)."""
+        probed: Mapping[str, MemberHealth] | None = None,
+    ) -> tuple[Decision, Mapping[str, MemberHealth]]:
+        """decide() on `view` with the store's facts read now (and its health, if not given);
+        the decision and the health it was made on.
+
+        `probed`: verdicts this command probed already (its preview's), each used where it is
+        newer than the store's, so a stale verdict is probed again once per move, not twice.
+        """
         now = self.clock.now()
         memory = self.store.load_groups({group.name: group.instance_ids}, now - 3600.0)[group.name]
         known: Mapping[str, MemberHealth] = memory.health if health is None else health
+        if probed:
+            known = {
+                i: probed[i] if i in probed and probed[i].probed_at > h.probed_at else h
+                for i, h in known.items()
+            }
         if request is not None and self._fresh_health is not None:
             # The seam where a manual move makes sure its target's health is not stale.
             known = self._fresh_health(group, view, known)
@@ -261,7 +303,7 @@ class Switchover:
             network_suspect=suspect,
             held_by=state.held_by,
         )
-        return decide(view, group, known, facts, request)
+        return decide(view, group, known, facts, request), known
 
     def _finish(self, group: Group, *, force: bool) -> list[MoveResult]:
         if not self.store.open_moves(group.name):

@@ -213,6 +213,20 @@ class DynamoStore(Closing):
         if not table.transact([close, Delete(marker[PK], marker[SK])]):
             raise KeyError(f"move {move_id} is not journaled")
 
+    def record_caller(self, move_id: str, caller: str) -> None:
+        """Name the caller of a journaled move (one conditional UpdateItem)."""
+        table = self._live("record_caller")
+        pk, sk = self._resolve(table, move_id)
+        written = table.update(
+            pk,
+            sk,
+            "SET caller = :caller",
+            condition="attribute_exists(pk)",
+            values={":caller": caller},
+        )
+        if not written:
+            raise KeyError(f"move {move_id} is not journaled")
+
     def _resolve(self, table: DynamoTable, move_id: str) -> tuple[str, str]:
         # The pointer never changes once written, so one read per move id is enough.
         with self._lock:

@@ -155,6 +155,15 @@ class SqliteStore(Closing):
             if cursor.rowcount == 0:
                 raise KeyError(f"move {move_id} is not journaled")
 
+    def record_caller(self, move_id: str, caller: str) -> None:
+        """Name the caller of a journaled move, committed before returning."""
+        with self.transaction("record_caller", write=True) as conn:
+            cursor = conn.execute(
+                "UPDATE moves SET caller = ? WHERE move_id = ?", (caller, move_id)
+            )
+            if cursor.rowcount == 0:
+                raise KeyError(f"move {move_id} is not journaled")
+
     def open_moves(self, group: str | None = None) -> list[MoveRecord]:
         """In-progress moves (what a crash left), oldest first, with their steps."""
         where, params = "outcome = ?", [IN_PROGRESS]

@@ -20,6 +20,8 @@ from failover.sandbox.world import World, build_world
 from failover.service.engine import Engine
 from failover.store.sqlite import SqliteStore
 
+from ..conftest import join_sts_questions
+
 REGION = "us-east-1"
 
 
@@ -121,6 +123,7 @@ def rig(aws_env: None, tmp_path: Path) -> Iterator[Callable[..., Rig]]:
             )
 
         yield make
+        join_sts_questions()
         for strict, store in opened:
             store.close()
             strict.uninstall()

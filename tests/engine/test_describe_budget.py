@@ -141,10 +141,7 @@ def test_a_read_older_than_fresh_view_s_is_read_again_before_the_call(rig: RigFa
     r.layer.reset_log()
     engine.move(r.group, target=r.world.standbys[0])
     assert stalls == ["g"]
-    assert describes(before_first_mutation(r.layer.calls)) == [
-        "DescribeInstances",
-        "DescribeAddresses",
-        "DescribeInstances",
-        "DescribeAddresses",
-    ]
+    first = describes(before_first_mutation(r.layer.calls))
+    # Two reads, each of the members and the EIP at once (in either order).
+    assert sorted(first[:2]) == sorted(first[2:]) == ["DescribeAddresses", "DescribeInstances"]
     assert r.eip()["InstanceId"] == r.world.standbys[0]

@@ -41,7 +41,15 @@ from failover.store.sqlite import SqliteStore
 
 from ..cli.conftest import Sandbox, moto_server, sandbox  # noqa: F401  (fixtures, re-exported)
 from ..clocks import FakeClock
-from ..conftest import REGION, Service, cli_env, failover_cmd, free_port, write_config
+from ..conftest import (
+    REGION,
+    Service,
+    cli_env,
+    failover_cmd,
+    free_port,
+    join_sts_questions,
+    write_config,
+)
 
 __all__ = ["Sandbox"]
 
@@ -278,6 +286,7 @@ def health_rig(
             )
 
         yield make
+        join_sts_questions()
         for lo in nets:
             lo.close()
         for layer, store in opened:

@@ -104,3 +104,58 @@ def test_members_never_probed_keep_no_verdict_and_a_verdict_of_unknown_age_is_st
     assert C not in out
     assert out[B].healthy is False
     assert "of unknown age" in out[B].reason
+
+
+EC2_GROUP = parse(
+    {
+        "groups": [
+            {
+                "name": "g",
+                "mode": "eip",
+                "eip": "eipalloc-0123456789abcdef0",
+                "members": [A, B, C],
+                "checks": [{"type": "ec2"}],
+                "interval": "2s",
+            }
+        ]
+    }
+).groups[0]
+
+
+class FakeStatuses:
+    """EC2's status checks by instance (DescribeInstanceStatus); records who was asked."""
+
+    def __init__(self, checks: dict[str, tuple[bool | None, bool]]) -> None:
+        self.checks = checks
+        self.asked: list[list[str]] = []
+
+    def __call__(self, instance_ids: Sequence[str]) -> dict[str, tuple[bool | None, bool]]:
+        self.asked.append(list(instance_ids))
+        return {i: self.checks[i] for i in instance_ids if i in self.checks}
+
+
+def test_an_ec2_check_probed_again_reads_the_status_checks_of_the_stale_members_only() -> None:
+    """Rule: a move's read carries no status checks, so a stale `ec2` verdict is re-judged on
+    the status checks EC2 reports now (asked for the stale members alone), never on their
+    absence: impaired now is not healthy, ok now stays healthy."""
+    statuses = FakeStatuses({B: (True, False), C: (False, False)})
+    health = {A: healthy(A, NOW), B: healthy(B, NOW - 6.0), C: healthy(C, NOW - 6.0)}
+    out = fresh_health(
+        EC2_GROUP, VIEW, health, [B, C], now=NOW, prober=FakeProber(set()), statuses=statuses
+    )
+    assert statuses.asked == [[B, C]]
+    assert out[B].healthy is True
+    assert out[C].healthy is False
+    assert out[C].reason == "probed again now (stored verdict 6s old): ec2: status checks impaired"
+
+
+def test_a_recent_ec2_verdict_costs_no_status_read() -> None:
+    """Rule: while the last pass is recent (within one interval), its verdict is used: no
+    DescribeInstanceStatus on the move's path."""
+    statuses = FakeStatuses({B: (False, False)})
+    health = {B: healthy(B, NOW - 1.0)}
+    out = fresh_health(
+        EC2_GROUP, VIEW, health, [B], now=NOW, prober=FakeProber(set()), statuses=statuses
+    )
+    assert out == health
+    assert statuses.asked == []

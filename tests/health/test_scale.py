@@ -22,7 +22,7 @@ from failover.service.engine import Engine
 from failover.service.monitor import Monitor
 from failover.store.sqlite import SqliteStore
 
-from ..conftest import REGION
+from ..conftest import REGION, join_sts_questions
 from .conftest import Loopback
 
 GROUPS = 500
@@ -97,6 +97,7 @@ def test_a_pass_over_2000_members_stays_inside_the_describe_buckets(
             calls = list(layer.calls)
             health = {g.name: store.load_health(g.name) for g in settings.groups}
         finally:
+            join_sts_questions()
             layer.uninstall()
             store.close()
 

@@ -22,6 +22,7 @@ from botocore.exceptions import ClientError
 
 from failover.cli import main
 from failover.core.errors import PermissionDeniedError
+from failover.service.identity import CALLER_GRACE_S
 
 from .conftest import EC2_ACTIONS, USER, IamRig, RigFactory
 
@@ -100,6 +101,9 @@ def run_move(rig: IamRig) -> str | None:
     except PermissionDeniedError as exc:
         return str(exc)
     finally:
+        # STS is asked off the move's path, after its mutating call: its answer is written in
+        # by the time the engine settles (as every command does before it closes the store).
+        engine.identity.settle(CALLER_GRACE_S)
         history = store.history(group.name, 1)
         store.close()
     assert result.outcome == "succeeded"

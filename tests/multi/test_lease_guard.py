@@ -30,7 +30,7 @@ from failover.sandbox.world import build_world
 from failover.service.engine import Engine
 from failover.store.sqlite import SqliteStore
 
-from ..conftest import REGION
+from ..conftest import REGION, join_sts_questions
 from ..lease.conftest import CuttableTable, FakeClock, Switch
 
 TTL_S = 3.0
@@ -108,4 +108,5 @@ def test_engine_abandons_a_move_when_the_session_can_no_longer_be_renewed(
         keeper.close()
         assert fence.tokens() == {}
     finally:
+        join_sts_questions()
         store.close()

@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ReadTimeoutError
 
+from failover.sandbox.server import SandboxServer
 from failover.sandbox.strict import StrictLayer
 from failover.sandbox.world import World, build_world
 
@@ -475,3 +476,39 @@ def test_cloudformation_tags_a_network_interface(strict: Make, ec2: Any, plain: 
     eni_id = next(o["OutputValue"] for o in outputs if o["OutputKey"] == "EniId")
     tags = {t["Key"]: t["Value"] for t in eni_of(ec2, eni_id).get("TagSet", [])}
     assert tags.get("failover:group") == (None if plain else "db")
+
+
+# ---- An endpoint that does not answer -----------------------------------------------------
+
+
+@pytest.mark.parametrize("plain", [False, True], ids=["strict", "plain-moto"])
+def test_a_held_sts_endpoint_answers_nothing_until_released_while_ec2_answers(
+    aws_env: None, plain: bool
+) -> None:
+    """Unreachable STS (a private subnet without an STS VPC endpoint): GetCallerIdentity gets
+    no answer, the client's own read timeout ends it, EC2 answers as usual; plain moto always
+    answers STS."""
+    once = Config(retries={"mode": "standard", "total_max_attempts": 1}, read_timeout=1)
+    with SandboxServer() as server:
+        layer = None if plain else StrictLayer()
+        if layer is not None:
+            layer.install()
+        try:
+            sts = client("sts", endpoint_url=server.url, config=once)
+            ec2 = client("ec2", endpoint_url=server.url, config=once)
+            if layer is not None:
+                layer.hold("sts")
+            if plain:
+                assert sts.get_caller_identity()["Arn"].startswith("arn:aws:")
+            else:
+                with pytest.raises(ReadTimeoutError):
+                    sts.get_caller_identity()
+                assert layer is not None
+                assert [(c.service, c.action) for c in layer.held] == [("sts", "GetCallerIdentity")]
+            assert ec2.describe_instances()["Reservations"] == []
+            if layer is not None:
+                layer.release()
+                assert sts.get_caller_identity()["Arn"].startswith("arn:aws:")
+        finally:
+            if layer is not None:
+                layer.uninstall()

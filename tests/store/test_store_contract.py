@@ -380,6 +380,27 @@ def test_calls_from_many_threads_lose_nothing(store: Store) -> None:
     assert {h.successes for h in store.load_health("db").values()} == {24}
 
 
+def test_a_caller_named_after_the_move_began_is_kept_open_or_finished(
+    store: Store, store_factory: StoreFactory
+) -> None:
+    """Rule: STS may answer after a move was journaled (its caller empty): the answer is
+    written into the move's row, whether the move is still open or finished already."""
+    store.begin_move(make_move("open", caller=""))
+    store.begin_move(make_move("done", caller="", started_at=1001.0))
+    store.finish_move("done", "succeeded", 1010.0)
+    store.record_caller("open", "arn:aws:iam::123456789012:user/a")
+    store.record_caller("done", "arn:aws:iam::123456789012:user/b")
+
+    other = store_factory()
+    assert [m.caller for m in other.open_moves()] == ["arn:aws:iam::123456789012:user/a"]
+    assert {m.move_id: m.caller for m in other.history()} == {
+        "open": "arn:aws:iam::123456789012:user/a",
+        "done": "arn:aws:iam::123456789012:user/b",
+    }
+    with pytest.raises(KeyError, match="move nope is not journaled"):
+        store.record_caller("nope", "arn:aws:iam::123456789012:user/c")
+
+
 def test_steps_and_finish_of_an_unknown_move_are_refused(store: Store) -> None:
     with pytest.raises(KeyError, match="move nope is not journaled"):
         store.record_step("nope", make_step(1))
