@@ -83,6 +83,14 @@ def run_cli(
     )
 
 
+def history(config: Path) -> list[dict[str, Any]]:
+    """The moves `failover history --json` lists for `config`'s state (the command must succeed)."""
+    done = run_cli("history", "--json", "--config", str(config))
+    assert done.returncode == 0, done.stderr
+    moves: list[dict[str, Any]] = json.loads(done.stdout)
+    return moves
+
+
 def join_sts_questions(timeout_s: float = 10.0) -> None:
     """Wait for the engines' STS questions in flight (failover/service/identity.py) to end, so
     none is sent after the test's mock of AWS stopped (it would go to the real endpoint)."""

@@ -8,7 +8,6 @@ state, make no call for what was already done, and leave one move record that su
 
 from __future__ import annotations
 
-import json
 import re
 import signal
 from collections.abc import Callable
@@ -19,17 +18,10 @@ import pytest
 
 from failover.sandbox.world import World
 
-from ..conftest import run_cli
+from ..conftest import history, run_cli
 from .conftest import Sandbox
 
 SandboxFactory = Callable[..., Sandbox]
-
-
-def history(config: Path) -> list[dict[str, Any]]:
-    done = run_cli("history", "--json", "--config", str(config))
-    assert done.returncode == 0, done.stderr
-    moves: list[dict[str, Any]] = json.loads(done.stdout)
-    return moves
 
 
 def open_move(config: Path, world: World) -> dict[str, Any]:

@@ -9,7 +9,6 @@ the AWS state, the strict layer's call log and the state file back from outside.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ import pytest
 
 from failover.sandbox.strict import Call
 
-from ..conftest import cli_env, failover_cmd, run_cli
+from ..conftest import cli_env, failover_cmd, history, run_cli
 from ..health.conftest import DaemonProcess, Loopback, read_store, wait_until
 from ..health.conftest import daemon as daemon
 from ..health.conftest import loopback as loopback
@@ -38,13 +37,6 @@ def sent(sb: Sandbox, action: str) -> list[Call]:
 
 def refused_by_aws(sb: Sandbox) -> list[Call]:
     return [c for c in sb.layer.mutating_calls() if c.error is not None]
-
-
-def history(config: Path) -> list[dict[str, Any]]:
-    done = run_cli("history", "--json", "--config", str(config))
-    assert done.returncode == 0, done.stderr
-    moves: list[dict[str, Any]] = json.loads(done.stdout)
-    return moves
 
 
 @pytest.mark.process

@@ -8,25 +8,15 @@ the move is in its wait when the signal arrives.
 
 from __future__ import annotations
 
-import json
 import signal
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
 
 import pytest
 
-from ..conftest import Service, run_cli
+from ..conftest import Service, history, run_cli
 from .conftest import Sandbox
 
 SandboxFactory = Callable[..., Sandbox]
-
-
-def history(config: Path) -> list[dict[str, Any]]:
-    done = run_cli("history", "--json", "--config", str(config))
-    assert done.returncode == 0, done.stderr
-    moves: list[dict[str, Any]] = json.loads(done.stdout)
-    return moves
 
 
 @pytest.mark.process

@@ -7,10 +7,8 @@ strict layer's call log, AWS's state and the history back from outside.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +16,7 @@ import pytest
 from failover.sandbox.strict import Call
 from failover.sandbox.world import World
 
-from ..conftest import run_cli
+from ..conftest import history, run_cli
 from ..health.conftest import Loopback
 from ..health.conftest import loopback as loopback
 from .conftest import Sandbox
@@ -66,13 +64,6 @@ def owned_by(sb: Sandbox, mode: str, instance_id: str) -> Any:
     if mode == "route":
         return {sb.eth0(instance_id)}
     return instance_id
-
-
-def history(config: Path) -> list[dict[str, Any]]:
-    done = run_cli("history", "--json", "--config", str(config))
-    assert done.returncode == 0, done.stderr
-    moves: list[dict[str, Any]] = json.loads(done.stdout)
-    return moves
 
 
 @pytest.mark.process

@@ -13,13 +13,12 @@ import signal
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from failover.sandbox.world import World
 
-from ..conftest import run_cli
+from ..conftest import history, run_cli
 from .conftest import Sandbox
 
 SandboxFactory = Callable[..., Sandbox]
@@ -230,13 +229,6 @@ def test_eni_group_across_two_azs_still_fails_validate(sandbox: SandboxFactory) 
 # ---- a crash between the two ReplaceRoutes -----------------------------------------------------
 
 
-def moves(config: Path) -> list[dict[str, Any]]:
-    done = run_cli("history", "--json", "--config", str(config))
-    assert done.returncode == 0, done.stderr
-    recorded: list[dict[str, Any]] = json.loads(done.stdout)
-    return recorded
-
-
 @pytest.mark.process
 def test_check_killed_between_the_two_replace_routes_is_finished_by_the_next_check(
     sandbox: SandboxFactory,
@@ -256,7 +248,7 @@ def test_check_killed_between_the_two_replace_routes_is_finished_by_the_next_che
     assert replace_routes(sb) == [first]
     assert sb.routes(world)[first][0] == sb.eth0(standby)
     assert sb.routes(world)[second][0] == sb.eth0(primary)
-    (crashed,) = moves(config)
+    (crashed,) = history(config)
     assert (crashed["outcome"], crashed["from"], crashed["to"]) == ("in-progress", primary, standby)
     sb.layer.reset_log()
 
@@ -264,5 +256,5 @@ def test_check_killed_between_the_two_replace_routes_is_finished_by_the_next_che
     assert done.returncode == 0, done.stdout + done.stderr
     assert routed_to(sb, world, standby)
     assert replace_routes(sb) == [second]
-    (record,) = moves(config)
+    (record,) = history(config)
     assert (record["move_id"], record["outcome"]) == (crashed["move_id"], "succeeded")

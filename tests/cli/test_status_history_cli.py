@@ -18,7 +18,7 @@ import boto3
 import pytest
 from jsonschema import Draft202012Validator
 
-from ..conftest import REGION, Service, run_cli
+from ..conftest import REGION, Service, history, run_cli
 from .conftest import Sandbox
 
 SandboxFactory = Callable[..., Sandbox]
@@ -48,13 +48,6 @@ def status_json(config: Any) -> tuple[int, dict[str, Any]]:
     done = run_cli("status", "--json", "--config", str(config))
     assert "Traceback" not in done.stdout + done.stderr
     return done.returncode, json.loads(done.stdout)
-
-
-def history_json(config: Any) -> list[dict[str, Any]]:
-    done = run_cli("history", "--json", "--config", str(config))
-    assert done.returncode == 0, done.stderr
-    moves: list[dict[str, Any]] = json.loads(done.stdout)
-    return moves
 
 
 def test_status_json_follows_aws_before_and_after_a_move(sandbox: SandboxFactory) -> None:
@@ -152,7 +145,7 @@ def test_history_json_audits_the_move_with_the_sts_caller(sandbox: SandboxFactor
     sb = sandbox(detach_delay_s=0.1)
     world = sb.world("eni")
     config = sb.config(sb.group(world, "eni"))
-    assert history_json(config) == []
+    assert history(config) == []
 
     moved = run_cli("move", "g", "--yes", "--config", str(config))
     assert moved.returncode == 0, moved.stderr
@@ -160,7 +153,7 @@ def test_history_json_audits_the_move_with_the_sts_caller(sandbox: SandboxFactor
 
     sts = boto3.client("sts", region_name=REGION, endpoint_url=sb.url)
     caller = sts.get_caller_identity()["Arn"]
-    (move,) = history_json(config)
+    (move,) = history(config)
     assert move["caller"] == caller
     assert caller.startswith("arn:aws:")
     assert (move["group"], move["mode"], move["resource"]) == ("g", "eni", world.eni_id)
@@ -250,7 +243,7 @@ def test_status_and_history_json_validate_against_the_readme_schema(
     # Back to the primary, which has not reached `rise` yet: only --force allows it.
     back = run_cli("move", "g", "--to", primary, "--force", "--yes", "--config", str(config))
     assert back.returncode == 0, back.stdout + back.stderr
-    moves = history_json(config)
+    moves = history(config)
     assert_valid(moves, "history")
     assert [(m["to"], m["forced"]) for m in moves] == [(primary, True), (standby, False)]
     assert all(m["finished_at"] is not None for m in moves)
