@@ -14,14 +14,14 @@ times (bounds.py). Waiting for a state is the engine's loop.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from failover.aws import bounds, ec2_routes, permissions
+from failover.aws import bounds, ec2_routes, permissions, topology
 from failover.aws.describe import PAGE_SIZE, by_ids, pages
 from failover.aws.errors import UNREACHABLE, error_code, translate
 from failover.aws.pacing import Pacer
@@ -60,6 +60,7 @@ class Ec2Cloud:
         self._clock = clock
         self._zones: dict[str, str] = {}
         self._zones_lock = threading.Lock()
+        self._topology = topology.TopologyCache()
         if pacer is not None:
             # Shared by every move and pass of the process: together they stay inside EC2's
             # buckets. It paces each request the client sends, botocore's retries included.
@@ -241,6 +242,19 @@ class Ec2Cloud:
         if failed and all(v.unread for v in views.values()):
             raise next(iter(failed.values()))
         return views
+
+    def observe_pass(self, groups: Sequence[Group]) -> dict[str, GroupView]:
+        """A health pass's views: state, status checks and ownership fresh, the members'
+        interfaces from the topology held (failover/aws/topology.py); raises like observe_many."""
+        at = self._clock() if self._clock else 0.0
+        views, failed = topology.observe_pass(self, self._ec2, self._topology, groups, at)
+        if failed and all(v.unread for v in views.values()):
+            raise next(iter(failed.values()))
+        return views
+
+    def forget_topology(self, instance_ids: Collection[str] | None = None) -> None:
+        """The next pass reads these members' interfaces again (every member's when None)."""
+        self._topology.forget(instance_ids)
 
     def observe(self, group: Group, *, with_status: bool = False) -> GroupView:
         """Everything the planner needs about `group`, read fresh from EC2 (raises if unread)."""
