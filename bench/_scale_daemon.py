@@ -37,7 +37,7 @@ def _rss_mb() -> tuple[float, float]:
 PARTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("botocore: parse answers (XML)", ("botocore/parsers.py", "xml/etree", "expat")),
     ("botocore: build, sign, send requests", ("botocore/", "boto3/")),
-    ("HTTP and sockets (urllib3, http.client)", ("urllib3/", "http/client.py", "ssl.py")),
+    ("HTTP to AWS (urllib3, http.client)", ("urllib3/", "http/client.py", "ssl.py")),
     ("probes: event loop", ("asyncio/", "selectors.py", "uvloop")),
     ("probes: failover/probes", ("failover/probes/",)),
     ("store (sqlite)", ("failover/store/", "sqlite3")),
@@ -47,24 +47,39 @@ PARTS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
+def _own_part(func: tuple[str, int, str]) -> str | None:
+    path, _line, name = func
+    where = f"{path}:{name}"
+    return next((p for p, frags in PARTS if any(f in where for f in frags)), None)
+
+
+def _shares(func: tuple[str, int, str], raw: dict[Any, Any], depth: int = 0) -> dict[str, float]:
+    """Which parts a function's own time belongs to: its own file's, else its callers' (as
+    much of it as each caller caused), up to a few callers up; the rest `other`."""
+    part = _own_part(func)
+    if part is not None:
+        return {part: 1.0}
+    callers: dict[Any, Any] = raw[func][4] if func in raw else {}
+    caused = {c: v[2] for c, v in callers.items()}
+    total = sum(caused.values())
+    if depth >= 4 or not callers or total <= 0:
+        return {"other": 1.0}
+    shares: dict[str, float] = {}
+    for caller, secs in caused.items():
+        for p, f in _shares(caller, raw, depth + 1).items():
+            shares[p] = shares.get(p, 0.0) + f * secs / total
+    return shares
+
+
 def profile_parts(stats: pstats.Stats) -> dict[str, float]:
-    """Seconds of the profiled pass per part of the stack (see PARTS); the rest is `other`."""
+    """Seconds of the profiled pass per part of the stack (see PARTS): each function's own
+    time, charged to its file's part, or to the parts of the callers that caused it (the
+    standard library and C functions: sockets, dicts, dataclasses, epoll)."""
     parts: dict[str, float] = {}
     raw: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
-    for (path, _line, name), (_cc, _nc, tottime, _ct, _callers) in raw.items():
-        where = f"{path}:{name}"
-        part = next((p for p, frags in PARTS if any(f in where for f in frags)), None)
-        if part is None:
-            # C functions have no file: charge the blocking ones to what waits on them.
-            if "poll" in name or "select" in name:
-                part = "waiting (epoll/select: probes and AWS answers)"
-            elif "socket" in name or "recv" in name or "connect" in name or "send" in name:
-                part = "HTTP and sockets (urllib3, http.client)"
-            elif "sqlite3" in name or "execute" in name or "commit" in name:
-                part = "store (sqlite)"
-            else:
-                part = "other"
-        parts[part] = parts.get(part, 0.0) + tottime
+    for func, (_cc, _nc, tottime, _ct, _callers) in raw.items():
+        for part, share in _shares(func, raw).items():
+            parts[part] = parts.get(part, 0.0) + tottime * share
     return dict(sorted(parts.items(), key=lambda kv: -kv[1]))
 
 

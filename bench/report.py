@@ -328,10 +328,6 @@ def markdown(results: dict[str, Any], pngs: list[str]) -> str:
     lines += [
         "## What is left (goals still missed)",
         "",
-        "- Scale at 10,000 members: a pass is ~13 s (goal 1.5 s): ~8 s parsing 175 Describe "
-        "answers in botocore and ~3.5 s of asyncio probes on 2 cores. Next: skip "
-        "DescribeInstances on passes where status is not due (read ownership only, addresses "
-        "cached), one store transaction per pass instead of one per group, then profile.",
         "- API cost per pass: 1.75 x ceil(members/100), not ceil(members/100) + a constant: "
         "DescribeInstances (200 ids a filter) rides along with DescribeInstanceStatus.",
         "- Cron start-up: 4.3 x `import boto3`; the two clients (ec2, sts) cost ~0.3 s to build.",
