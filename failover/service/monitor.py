@@ -110,7 +110,8 @@ def verdicts(
 
 
 class Monitor:
-    """Runs health passes; keeps only the last EC2 verdicts in memory (counters live in the store)."""
+    """Runs health passes; holds nothing of AWS but when it last asked for the whole topology
+    (counters live in the store, the topology in the adapter)."""
 
     def __init__(
         self,
