@@ -25,7 +25,7 @@ def check_pass_reads(members: int) -> dict[str, Any]:
         rig = wire(config_doc(docs, box.tmp / "state.db"))
         try:
             start = time.monotonic()
-            rig.monitor.run_pass(list(rig.settings.groups), ec2_due=True)
+            rig.monitor.run_pass(list(rig.settings.groups))
             calls = ec2_calls(box.layer, start, time.monotonic())
         finally:
             rig.close()

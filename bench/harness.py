@@ -442,16 +442,11 @@ class PassDriver:
     """Runs Monitor passes on a fixed schedule in a thread, as the daemon's interval job does.
 
     Like APScheduler with coalesce and one instance: a pass that overruns its slot
-    delays the next one to the next free slot; missed slots are not made up. The
-    status checks are due on the daemon's status interval (`failover.daemon.status_interval`).
+    delays the next one to the next free slot; missed slots are not made up.
     """
 
     def __init__(self, rig: Rig, interval_s: float) -> None:
-        from failover.daemon import status_interval
-
         self.rig, self.interval_s = rig, interval_s
-        self._status_every = status_interval(rig.settings)
-        self._status_at = -math.inf
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="bench-passes", daemon=True)
         self.passes = 0
@@ -473,13 +468,9 @@ class PassDriver:
             delay = next_at - time.monotonic()
             if delay > 0 and self._stop.wait(delay):
                 return
-            now = time.monotonic()
-            due = now - self._status_at >= self._status_every
-            if due:
-                self._status_at = now
-            start = rec.mark("pass-start", n=self.passes, ec2_due=due)
+            start = rec.mark("pass-start", n=self.passes)
             try:
-                outcomes = self.rig.monitor.run_pass(groups, ec2_due=due)
+                outcomes = self.rig.monitor.run_pass(groups)
                 moved = sum(1 for o in outcomes if o.outcome == "moved")
                 rec.mark("pass-end", n=self.passes, start=start, moved=moved)
             except Exception as exc:  # the daemon's own guard around one tick

@@ -19,6 +19,43 @@ STEP_COLOR = "#1565c0"
 MEASURES = ("failover_time", "api_cost", "scale", "az_failure", "cron", "latency")
 
 
+def _scale_profile(sc: dict[str, Any]) -> list[str]:
+    """Where a pass's time goes, per size: a cProfile'd pass (untimed), by part of the stack,
+    in 100 ms units of that pass, and its slowest functions."""
+    lines: list[str] = []
+    for key, r in sc.items():
+        prof = r.get("profile") if isinstance(r, dict) else None
+        if not prof or not prof.get("parts"):
+            continue
+        total = sum(prof["parts"].values())
+        lines += [
+            f"Where a pass over {key} members goes: one more pass under cProfile (untimed; "
+            f"{_f(prof['wall_s'])} s with the profiler's overhead, {_f(total)} s charged), by "
+            "part of the stack (a function's own time), and the share applied to the median "
+            f"pass of {_f(r['pass_wall_median_s'])} s:",
+            "",
+            "| part | profiled s | share % | of the median pass, s |",
+            "|---|---|---|---|",
+        ]
+        for part, secs in prof["parts"].items():
+            share = secs / total if total else 0.0
+            lines.append(
+                f"| {part} | {_f(secs)} | {_f(100 * share, 0)} | "
+                f"{_f(share * r['pass_wall_median_s'])} |"
+            )
+        lines += [
+            "",
+            "| slowest functions (own time) | calls | own s | cumulative s |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| `{t['function']}` | {t['calls']} | {_f(t['own_s'])} | {_f(t['cum_s'])} |"
+            for t in prof["top"][:10]
+        ]
+        lines.append("")
+    return lines
+
+
 def _f(value: Any, digits: int = 2) -> str:
     if isinstance(value, float):
         return "n/a" if math.isnan(value) else f"{value:.{digits}f}"
@@ -243,8 +280,12 @@ def markdown(results: dict[str, Any], pngs: list[str]) -> str:
             "over the run (passes longer than the interval run back to back, so it under-states "
             "the demand).",
             "",
-            "| members | pass median s | max s | AWS s | probes s | CPU s/pass | CPU demand at cadence % | CPU measured % | RSS MB | Describe/s | reads plain/status pass | verdict |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+            "Passes after the first read state and ownership only (DescribeInstanceStatus with "
+            "IncludeAllInstances, the floating resources by id); the first also reads the members' "
+            "topology (DescribeInstances), as a pass does after SIGHUP and every 5 minutes.",
+            "",
+            "| members | pass median s | max s | AWS s | probes s | CPU s/pass | CPU demand at cadence % | CPU measured % | RSS MB | Describe/s | reads a pass (first pass) | first pass s | verdict |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for key, r in sc.items():
             if not isinstance(r, dict):
@@ -260,10 +301,11 @@ def markdown(results: dict[str, Any], pngs: list[str]) -> str:
                 f"{_f(r['pass_cpu_median_s'])} | {_f(100 * r['pass_cpu_median_s'] / 5.0, 0)} | "
                 f"{_f(100 * r['cpu_share_of_core'], 0)} | "
                 f"{_f(r['rss_mb'], 0)} | {_f(r['describe_rate_per_s'], 1)} | "
-                f"{r['plain_pass_reads']}/{r['status_pass_reads']} | pass {verdicts[0]}; CPU "
-                f"{verdicts[1]}; RSS {verdicts[2]} |"
+                f"{r['steady_pass_reads']} ({r['first_pass_reads']}) | {_f(r['first_pass_s'])} | "
+                f"pass {verdicts[0]}; CPU {verdicts[1]}; RSS {verdicts[2]} |"
             )
         lines.append("")
+        lines += _scale_profile(sc)
     lines += _az_section(az_variants(results), pngs)
     cron = results.get("cron")
     if cron and "commands" in cron:

@@ -40,18 +40,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# EC2 status checks change at most once a minute; asking every 30 s halves the lag
-# of a once-a-minute poll at a fraction of the DescribeInstanceStatus budget.
-DEFAULT_STATUS_INTERVAL_S = 30.0
-
-
-def status_interval(settings: Settings) -> float:
-    """How often the daemon asks DescribeInstanceStatus: the shortest ec2 check interval."""
-    intervals = [
-        c.interval_s for g in settings.groups for c in g.checks if c.type == "ec2" and c.interval_s
-    ]
-    return min(intervals) if intervals else DEFAULT_STATUS_INTERVAL_S
-
 
 class Daemon:
     """Schedules passes of a Monitor; `serve` blocks until SIGTERM/SIGINT."""
@@ -87,9 +75,6 @@ class Daemon:
         self._on_leases = on_leases  # told the groups held after each round that changed them
         self._stop = stop if stop is not None else threading.Event()
         self._reload = threading.Event()
-        # When each job (by interval) last asked DescribeInstanceStatus for its groups.
-        self._status_at: dict[float, float] = {}
-        self._status_lock = threading.Lock()
         self._job_of: dict[str, str] = {}  # group -> the id of the job that passes it
         self._on_tick, self._on_first_pass = on_tick, on_first_pass
         self._first_pass_done = threading.Event()
@@ -146,7 +131,11 @@ class Daemon:
         self._reload.set()
 
     def reload(self) -> bool:
-        """Re-read the config; an invalid one is logged and the running one kept."""
+        """Re-read the config; an invalid one is logged and the running one kept.
+
+        Either way the next pass reads every member's interfaces again: an operator's
+        SIGHUP is also a request to look at AWS afresh."""
+        self.monitor.forget_topology()
         try:
             new = config_module.load(self.config_path)
         except ConfigError as exc:
@@ -193,7 +182,7 @@ class Daemon:
                 self._tick,
                 "interval",
                 seconds=interval,
-                args=[groups, interval],
+                args=[groups],
                 id=f"pass-{interval}",
                 name=f"health pass every {interval}s ({len(groups)} groups)",
                 coalesce=True,
@@ -259,20 +248,7 @@ class Daemon:
             with contextlib.suppress(JobLookupError):  # a reload replacing the jobs
                 self._scheduler.modify_job(job, next_run_time=_now())
 
-    def _status_due(self, job: float) -> bool:
-        """Whether this job's pass asks for fresh status checks: each job on its own timer.
-
-        A job asks only about its own groups, so one shared timer would let the fastest
-        job take every refresh and leave the others' verdicts stale.
-        """
-        with self._status_lock:
-            now = self.monitor.clock.monotonic()
-            if now - self._status_at.get(job, float("-inf")) >= status_interval(self.settings):
-                self._status_at[job] = now
-                return True
-            return False
-
-    def _tick(self, groups: list[Group], interval: float) -> None:
+    def _tick(self, groups: list[Group]) -> None:
         """One scheduled pass; the only catch-all: a bad pass must not kill the daemon.
 
         AWS's own errors are expected (one line, counted towards blindness); anything
@@ -283,9 +259,7 @@ class Daemon:
         if self._fence is not None:
             groups = [g for g in groups if self._fence.holds(g.name)]
         try:
-            outcomes = (
-                self.monitor.run_pass(groups, ec2_due=self._status_due(interval)) if groups else []
-            )
+            outcomes = self.monitor.run_pass(groups) if groups else []
             for outcome in outcomes:
                 if outcome.outcome not in ("stay",):
                     log.info("%s", outcome.summary())

@@ -16,14 +16,14 @@ times (bounds.py). Waiting for a state is the engine's loop.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from failover.aws import bounds, ec2_routes, permissions
+from failover.aws import bounds, ec2_routes, permissions, topology
 from failover.aws.describe import PAGE_SIZE, by_ids, pages
 from failover.aws.errors import UNREACHABLE, error_code, translate
 from failover.aws.pacing import Pacer
@@ -104,6 +104,7 @@ class Ec2Cloud:
         # by (its AZ, interfaces, private IP: fixed for its life), its state left unknown.
         self._last: dict[str, Instance] = {}
         self._zones_lock = threading.Lock()
+        self._topology = topology.TopologyCache()
         if pacer is not None:
             # Shared by every move and pass of the process: together they stay inside EC2's
             # buckets. It paces each request the client sends, botocore's retries included.
@@ -309,6 +310,19 @@ class Ec2Cloud:
             raise next(iter(failed.values()))
         return views
 
+    def observe_pass(self, groups: Sequence[Group]) -> dict[str, GroupView]:
+        """A health pass's views: state, status checks and ownership fresh, the members'
+        interfaces from the topology held (failover/aws/topology.py); raises like observe_many."""
+        at = self._clock() if self._clock else 0.0
+        views, failed = topology.observe_pass(self, self._ec2, self._topology, groups, at)
+        if failed and all(v.unread for v in views.values()):
+            raise next(iter(failed.values()))
+        return views
+
+    def forget_topology(self, instance_ids: Collection[str] | None = None) -> None:
+        """The next pass reads these members' interfaces again (every member's when None)."""
+        self._topology.forget(instance_ids)
+
     def observe(self, group: Group, *, with_status: bool = False) -> GroupView:
         """Everything the planner needs about `group`, read fresh from EC2 (raises if unread).
 
@@ -343,20 +357,17 @@ class Ec2Cloud:
             view = GroupView(
                 g.name,
                 g.mode,
-                tuple(members.get(i) or self._unread_member(i) for i in g.instance_ids),
+                tuple(members.get(i) or self.unread_member(i) for i in g.instance_ids),
                 eni=enis.get(g.eni) if g.eni else None,
                 ip=g.ip,
                 address=addresses.get(g.eip) if g.eip else None,
                 observed_at=at,
                 route_tables=ec2_routes.group_tables(g, tables),
             )
-            unread = [failed[i] for i in g.instance_ids if i in failed]
-            if unread and not view.judgeable_without(i for i in g.instance_ids if i in failed):
-                view = replace(view, unread=str(unread[0]))
-            views[g.name] = view
+            views[g.name] = topology.unless_judgeable(view, g, failed)
         return views, failed
 
-    def _unread_member(self, instance_id: str) -> Instance:
+    def unread_member(self, instance_id: str) -> Instance:
         """A member whose AZ could not be read: its state unknown, the rest as last read."""
         last = self._last.get(instance_id)
         if last is None:

@@ -7,7 +7,7 @@ same contracts. The core never imports an adapter.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
@@ -204,6 +204,13 @@ class Cloud(Protocol):
         self, groups: Sequence[Group], *, with_status: bool = False
     ) -> dict[str, GroupView]:
         """Fresh views of many groups in as few calls as EC2 allows (a health pass)."""
+
+    def observe_pass(self, groups: Sequence[Group]) -> dict[str, GroupView]:
+        """A health pass's views: state, status checks and ownership fresh; the members'
+        interfaces may come from a topology read earlier (never used by a move)."""
+
+    def forget_topology(self, instance_ids: Collection[str] | None = None) -> None:
+        """The next `observe_pass` reads these members' interfaces again (all when None)."""
 
     def refresh(self, group: Group, view: GroupView) -> GroupView:
         """`view` with only the floating resource read again (the cheap poll of a wait)."""

@@ -1,7 +1,7 @@
 """run_probes: one pass of socket and command probes, all at once, on a private event loop.
 
 A pass over thousands of members takes about one timeout, not their sum: every probe
-runs concurrently on one asyncio loop, bounded by a semaphore. The function is
+runs concurrently on one asyncio loop, at most a pool of workers at once. The function is
 synchronous and thread-safe: each call runs its own loop (asyncio.run), so it works
 from an APScheduler worker thread, from two threads at once, and even from inside a
 running loop (then the pass runs on a helper thread). It never raises for a probe:
@@ -88,22 +88,21 @@ async def _probe(target: ProbeTarget, lag: LoopLag) -> tuple[bool, str]:
     return False, f"unsupported check type {type(check).__name__}"
 
 
-async def _guarded(target: ProbeTarget, semaphore: asyncio.Semaphore, lag: LoopLag) -> ProbeResult:
-    async with semaphore:
-        # Latency is measured after the semaphore and without the loop's lag: it is the
-        # member's, not the queue's or this host's.
-        started = lag.mark()
-        try:
-            backstop_s = target.timeout_s + OVERLOAD_GRACE_S + _BACKSTOP_GRACE_S
-            async with asyncio.timeout(backstop_s):
-                ok, reason = await _probe(target, lag)
-        except TimeoutError:
-            ok, reason = False, f"timed out after {seconds(target.timeout_s)} (probe hung)"
-        # A probe that cannot decide is a failure: whatever it raised is its reason, and
-        # one broken probe must not take the rest of the pass down with it.
-        except Exception as exc:
-            ok, reason = False, f"probe error: {type(exc).__name__}: {exc}"[:300]
-        latency_s = max(lag.charged(started), 0.0)
+async def _guarded(target: ProbeTarget, lag: LoopLag) -> ProbeResult:
+    # Latency is measured from the probe's own start and without the loop's lag: it is the
+    # member's, not the queue's or this host's.
+    started = lag.mark()
+    try:
+        backstop_s = target.timeout_s + OVERLOAD_GRACE_S + _BACKSTOP_GRACE_S
+        async with asyncio.timeout(backstop_s):
+            ok, reason = await _probe(target, lag)
+    except TimeoutError:
+        ok, reason = False, f"timed out after {seconds(target.timeout_s)} (probe hung)"
+    # A probe that cannot decide is a failure: whatever it raised is its reason, and
+    # one broken probe must not take the rest of the pass down with it.
+    except Exception as exc:
+        ok, reason = False, f"probe error: {type(exc).__name__}: {exc}"[:300]
+    latency_s = max(lag.charged(started), 0.0)
     return ProbeResult(
         group=target.group,
         instance_id=target.instance_id,
@@ -115,16 +114,24 @@ async def _guarded(target: ProbeTarget, semaphore: asyncio.Semaphore, lag: LoopL
 
 
 async def _pass(targets: Sequence[ProbeTarget], limit: int) -> list[ProbeResult]:
-    semaphore = asyncio.Semaphore(limit)
     lag = LoopLag()
     # Created before the probes, so the meter is ticking before the first deadline starts.
     meter = asyncio.create_task(lag.meter())
+    results: list[ProbeResult | None] = [None] * len(targets)
+    queue = iter(enumerate(targets))
+
+    async def worker() -> None:
+        # `limit` workers share one queue: at most `limit` probes in flight, without a
+        # semaphore whose release scans its thousands of waiters (quadratic in a big pass).
+        for n, target in queue:
+            results[n] = await _guarded(target, lag)
+
     try:
-        # gather keeps the order of its arguments, so results line up with targets.
-        return list(await asyncio.gather(*(_guarded(target, semaphore, lag) for target in targets)))
+        await asyncio.gather(*(worker() for _ in range(min(limit, len(targets)))))
     finally:
         meter.cancel()
         await asyncio.wait([meter])  # unlike `await meter`, never mistakes its end for ours
+    return [r for r in results if r is not None]
 
 
 def run_probes(targets: Sequence[ProbeTarget], *, max_concurrency: int = 1024) -> list[ProbeResult]:

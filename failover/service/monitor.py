@@ -9,9 +9,9 @@ one guarded path, failover/service/switchover.py.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from failover.core.decide import (
@@ -42,6 +42,11 @@ if TYPE_CHECKING:
 __all__ = ["Alert", "GroupOutcome", "Monitor", "Prober", "ec2_verdict", "log_alert"]
 
 log = logging.getLogger(__name__)
+
+# How often a pass reads every member's interfaces again (DescribeInstances), whatever else
+# hinted at a change: the topology held is a hint about AZs and device indexes, never
+# ownership, which every pass and every move step reads fresh.
+TOPOLOGY_REFRESH_S = 300.0
 
 Prober = Callable[[Sequence[ProbeTarget]], list[ProbeResult]]
 
@@ -116,7 +121,8 @@ def verdicts(
 
 
 class Monitor:
-    """Runs health passes; keeps only the last EC2 verdicts in memory (counters live in the store)."""
+    """Runs health passes; holds nothing of AWS but when it last asked for the whole topology
+    (counters live in the store, the topology in the adapter)."""
 
     def __init__(
         self,
@@ -143,11 +149,11 @@ class Monitor:
         self.switchover = Switchover(
             store, engine, clock, fence=fence, alert=alert, on_move=on_move, after_move=after_move
         )
-        self._status_cache: dict[str, tuple[bool | None, bool]] = {}
+        # When the members' interfaces were last all read again (monotonic; None: at the next pass).
+        self._topology_at: float | None = None
+        self._topology_lock = threading.Lock()
 
-    def run_pass(
-        self, groups: Sequence[Group], *, dry_run: bool = False, ec2_due: bool = True
-    ) -> list[GroupOutcome]:
+    def run_pass(self, groups: Sequence[Group], *, dry_run: bool = False) -> list[GroupOutcome]:
         """Probe every member of `groups`, decide for each group, and make the moves decided."""
         if not dry_run:
             # One read names the groups a crash left a move in; only those are resumed.
@@ -155,7 +161,8 @@ class Monitor:
             for group in groups:
                 if group.name in unfinished:
                     self.switchover.resume(group)
-        views = self._observe(groups, ec2_due=ec2_due)
+                    self.cloud.forget_topology(group.instance_ids)
+        views = self._observe(groups)
         # A group AWS could not be read for (a disrupted AZ) is judged on nothing: no move,
         # no counter change; it is reported `unknown` and the pass goes on with the others.
         unread = [g for g in groups if views[g.name].unread]
@@ -201,41 +208,20 @@ class Monitor:
             decisions.append((group, decision, memory[group.name].state))
         return self._act(decisions, views, healths, dry_run=dry_run, suspect=suspect)
 
-    def _observe(self, groups: Sequence[Group], *, ec2_due: bool) -> dict[str, GroupView]:
-        """Batched views; status checks fetched only when due, else the last ones reused.
+    def _observe(self, groups: Sequence[Group]) -> dict[str, GroupView]:
+        """Every group's view: state, status checks and ownership read now; the members'
+        interfaces from the topology the adapter holds, read again every TOPOLOGY_REFRESH_S."""
+        now = self.clock.monotonic()
+        with self._topology_lock:
+            if self._topology_at is None or now - self._topology_at >= TOPOLOGY_REFRESH_S:
+                self.cloud.forget_topology()
+                self._topology_at = now
+        return self.cloud.observe_pass(groups)
 
-        Instance state (stopped, terminated) comes with every pass from DescribeInstances;
-        the status checks (DescribeInstanceStatus) change at most once a minute on AWS, so
-        the daemon asks for them on the ec2 check's slower interval.
-        """
-        ec2_members = [
-            i for g in groups if any(c.type == "ec2" for c in g.checks) for i in g.instance_ids
-        ]
-        # A member never asked about (a group a reload added) has no verdict to reuse:
-        # ask now rather than fail its ec2 check until the status is next due.
-        unknown = any(i not in self._status_cache for i in ec2_members)
-        wants_status = bool(ec2_members) and (ec2_due or unknown)
-        views = self.cloud.observe_many(groups, with_status=wants_status)
-        if wants_status:
-            # An unread member's "no verdict" is no verdict to keep.
-            self._status_cache.update(
-                {
-                    m.instance_id: (m.status_ok, m.checks_insufficient)
-                    for view in views.values()
-                    for m in view.members
-                    if m.state != UNREAD_STATE
-                }
-            )
-            return views
-        return {
-            name: replace(view, members=tuple(map(self._cached, view.members)))
-            for name, view in views.items()
-        }
-
-    def _cached(self, member: Instance) -> Instance:
-        """`member` with the status checks the last asking pass read."""
-        ok, insufficient = self._status_cache.get(member.instance_id, (None, False))
-        return replace(member, status_ok=ok, checks_insufficient=insufficient)
+    def forget_topology(self) -> None:
+        """The next pass reads every member's interfaces again (a reload: SIGHUP)."""
+        with self._topology_lock:
+            self._topology_at = None
 
     def _probe_all(
         self, groups: Sequence[Group], views: dict[str, GroupView]
@@ -296,6 +282,8 @@ class Monitor:
                     for g in moving
                 }
             results = {name: f.result() for name, f in futures.items()}
+            # A move changes its members' interfaces: the next pass reads them again.
+            self.cloud.forget_topology([i for g in moving for i in g.instance_ids])
         outcomes = []
         for group, decision, state in decisions:
             view = views[group.name]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import cast
@@ -38,10 +38,11 @@ class FakeCloud:
     def __init__(self) -> None:
         self.stopped: set[str] = set()
 
-    def observe_many(
-        self, groups: Sequence[Group], *, with_status: bool = False
-    ) -> dict[str, GroupView]:
+    def observe_pass(self, groups: Sequence[Group]) -> dict[str, GroupView]:
         return {g.name: self._view(g) for g in groups}
+
+    def forget_topology(self, instance_ids: Collection[str] | None = None) -> None:
+        """Nothing is held: every view is made afresh."""
 
     def _view(self, group: Group) -> GroupView:
         members = tuple(

@@ -186,23 +186,3 @@ def test_failback_manual_never_returns_to_the_primary(health_rig: Callable[..., 
     assert rig.store.load_health("g0")[primary].healthy
     assert rig.eni_owner() == standby
     assert len(rig.moves()) == 1
-
-
-def test_a_group_added_by_a_reload_is_asked_about_before_the_status_is_due(
-    health_rig: Callable[..., HealthRig],
-) -> None:
-    """Rule: a member with no EC2 status verdict yet is asked about at once; unknown is never
-    reused as a failure until the next status interval (bug fixed: a reload's new group failed)."""
-    rig = health_rig(groups=2, ec2=True, fall=2, rise=1)
-    rig.monitor.run_pass([rig.group("g0")], ec2_due=True)  # the daemon's pass before the reload
-    rig.layer.reset_log()
-    outcomes = rig.monitor.run_pass(rig.settings.groups, ec2_due=False)  # g1 came with SIGHUP
-    assert {o.outcome for o in outcomes} == {"stay"}
-    health = rig.store.load_health("g1")
-    assert {h.reason for h in health.values()} == {"all checks passed"}
-    assert len(rig.layer.calls_to("DescribeInstanceStatus")) == 1
-
-    # Once every member has a verdict, a pass that is not due reuses them: no new call.
-    rig.layer.reset_log()
-    rig.monitor.run_pass(rig.settings.groups, ec2_due=False)
-    assert rig.layer.calls_to("DescribeInstanceStatus") == []

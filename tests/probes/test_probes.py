@@ -280,6 +280,28 @@ def test_tcp_connects_to_a_listener(silent_server: SilentServer) -> None:
     assert 0 <= result.latency_s < 1.0
 
 
+def test_tcp_probe_closes_with_a_fin_not_a_reset(silent_server: SilentServer) -> None:
+    """Rule: a probe leaves the member's service a clean close (FIN: its read sees the end of
+    the stream), never a reset that a service would log as an error."""
+    assert probe(tcp(silent_server.port)).ok
+    deadline = time.monotonic() + 5.0
+    while not silent_server.connections and time.monotonic() < deadline:
+        time.sleep(0.01)
+    [conn] = silent_server.connections
+    conn.settimeout(5.0)
+    assert conn.recv(1) == b""  # a reset would raise ConnectionResetError
+
+
+def test_tcp_probe_of_a_name_tries_its_addresses_in_turn(silent_server: SilentServer) -> None:
+    """Rule: a member's `address` may be a name: it is resolved, and each address it resolves
+    to is tried until one connects (`localhost` may give ::1 first, where nothing listens)."""
+    target = ProbeTarget(
+        "g", "i-1", "localhost", TcpCheck(type="tcp", port=silent_server.port), 1.0
+    )
+    result = probe(target)
+    assert (result.ok, result.reason) == (True, "connected")
+
+
 def test_tcp_closed_port_is_refused(closed_port: int) -> None:
     result = probe(tcp(closed_port))
     assert (result.ok, result.reason) == (False, "connection refused")
