@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from failover.config import parse
-from failover.core.model import GroupView
+from failover.core.model import UNREAD_STATE, GroupView
 from failover.sandbox.strict import Call
 
 from .conftest import REGION, Rig, group_config
@@ -156,9 +156,9 @@ def test_a_disrupted_az_leaves_its_groups_unread_though_their_topology_is_held(
     rig: RigFactory,
 ) -> None:
     """Rule (issue 11): a held topology never hides a disrupted AZ: its members' state
-    cannot be read, so the group is unread, and when no group could be read the pass
-    raises (blind)."""
-    r = rig("eip", world={"other_az_member": True})
+    cannot be read, so a group whose owner is read off its members (secondary-ip) is unread,
+    and when no group could be read the pass raises (blind)."""
+    r = rig("secondary-ip", world={"other_az_member": True})
     other = r.world.other_az
     assert other is not None
     r.cloud.observe_pass([r.group])
@@ -172,3 +172,28 @@ def test_a_disrupted_az_leaves_its_groups_unread_though_their_topology_is_held(
     batches = [set(c.params["InstanceIds"]) for c in r.layer.calls_to("DescribeInstanceStatus")]
     assert {other} in batches
     assert {c.error for c in r.layer.calls_to("DescribeInstanceStatus")} == {None, "Unavailable"}
+
+
+def test_an_eip_group_across_a_disrupted_az_is_judged_with_the_lost_member_unknown(
+    rig: RigFactory,
+) -> None:
+    """Rule (AZ loss): an EIP's association is regional, so a pass still judges an eip group
+    with a member in a disrupted AZ: that member's state is unknown (never running), its
+    interfaces as held; the other AZ's member is read."""
+    r = rig("eip", world={"other_az_member": True})
+    other = r.world.other_az
+    assert other is not None
+    r.cloud.observe_pass([r.group])
+    r.layer.disrupt_az(r.world.az_a)
+
+    view = r.cloud.observe_pass([r.group])[r.group.name]
+
+    assert view.unread == ""
+    primary = view.member(r.world.primary)
+    assert primary is not None
+    assert primary.state == UNREAD_STATE
+    assert primary.primary_eni_id is not None
+    assert view.active == r.world.primary
+    read = view.member(other)
+    assert read is not None
+    assert read.state == "running"
