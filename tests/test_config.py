@@ -265,6 +265,13 @@ BAD: list[tuple[str, Mutation, str, str]] = [
         "groups[0].checks[1].host: ",
         "unknown key",
     ),
+    (
+        # Status checks are read every pass: an interval of its own would be silently ignored.
+        "ec2-check-interval",
+        _set("groups.0.checks.0", {"type": "ec2", "interval": "30s"}),
+        "groups[0].checks[0].interval: ",
+        "unknown key",
+    ),
     ("bad-eni-id", _set("groups.0.eni", "eni-xyz"), "groups[0].eni: ", "not an ENI id"),
     (
         "eni-id-16-digits",

@@ -134,10 +134,10 @@ class _Overrides(_Strict):
 
 
 class Ec2Check(_Strict):
-    """Instance state plus EC2 system and instance status checks, batched for all members."""
+    """Instance state plus EC2 system and instance status checks, batched for all members and
+    read every pass (DescribeInstanceStatus carries the state too, so it has no interval)."""
 
     type: Literal["ec2"]
-    interval_s: Duration | None = Field(default=None, alias="interval")
 
 
 class TcpCheck(_Strict):
