@@ -42,7 +42,7 @@ from bench.ownership import aws_calls, calls_before, owned_at, owning_call, path
 
 LATENCIES_S = (0.0, 0.05, 0.1)
 DELAYS: dict[str, dict[str, float]] = {**failover_time.DELAYS, "secondary-ip": {}}
-# The goal at L = 50 ms for secondary-ip and eip: start-up + 3 x L + 0.1 s.
+# The goal at L = 50 ms for secondary-ip and eip: the move's start-up + 3 x L + 0.1 s.
 GOAL_LATENCY_S, GOAL_ROUND_TRIPS, GOAL_SLACK_S = 0.05, 3, 0.1
 GOAL_MODES = ("secondary-ip", "eip")
 
@@ -154,7 +154,9 @@ def run(runs: int = 5, daemon_runs: int = 3, startup_repeats: int = 10) -> dict[
             )
             served = [r for r in daemon if r.ok and not math.isnan(r.to_owned_s)]
             d_floors = [r.detection_s + r.path_calls * latency + transitions_s for r in served]
-            goal_s = startup_s + GOAL_ROUND_TRIPS * latency + GOAL_SLACK_S
+            # The goal counts from the move's own start-up (its first call; start-up has its
+            # own goal against `import boto3`), so it measures the path from there to ownership.
+            goals = [m.first_call_s + GOAL_ROUND_TRIPS * latency + GOAL_SLACK_S for m in good]
             owned = [m.to_owned_s for m in good]
             row = {
                 "mode": mode,
@@ -172,8 +174,8 @@ def run(runs: int = 5, daemon_runs: int = 3, startup_repeats: int = 10) -> dict[
                     "actions_before": good[0].actions_before if good else [],
                     "floor_median_s": _summary(floors),
                     "ratio_median": _summary([o / f for o, f in zip(owned, floors, strict=True)]),
-                    "goal_s": goal_s,
-                    "goal_ratio": _summary(owned) / goal_s,
+                    "goal_s": _summary(goals),
+                    "goal_ratio": _summary([o / g for o, g in zip(owned, goals, strict=True)]),
                     "runs_raw": [asdict(m) for m in moves[latency]],
                 },
                 "daemon": {

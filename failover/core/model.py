@@ -316,6 +316,11 @@ class Plan:
     steps: tuple[Step, ...]
     skipped: tuple[Step, ...] = field(default=())
 
+    @property
+    def one_call(self) -> bool:
+        """The move is a single mutating call: refused, it changed nothing."""
+        return sum(s.kind in MUTATING_STEPS for s in self.steps) == 1
+
 
 @dataclass(frozen=True)
 class Permission:

@@ -24,7 +24,7 @@ from failover.core.errors import (
     MoveInterruptedError,
     PermissionDeniedError,
 )
-from failover.core.model import MUTATING_STEPS, GroupView, Plan
+from failover.core.model import MUTATING_STEPS, GroupView, Mode, Plan
 from failover.core.planner import plan_move, rule_violation
 from failover.core.ports import Clock, Cloud, MoveRecord, StepRecord, Store
 from failover.service.identity import CallerIdentity
@@ -148,9 +148,10 @@ class Engine:
         The caller finishes a journaled move first (`resume`; the switchover service does).
         `force` (the operator's --force) and `source_failed` (probes or EC2 say the member
         being left is down) are what allow a Force detach when a graceful one hangs.
-        Before the first mutating call, the target's calls are DryRun: a target IAM refuses
-        (or one a Force detach may have left with its device index busy) is passed over for
-        the next of `alternatives` (members the caller also judged fit), never half-moved to.
+        Before the first mutating call of a move of several calls, the target's calls are
+        DryRun: a target IAM refuses (or one a Force detach may have left with its device index
+        busy) is passed over for the next of `alternatives` (members the caller also judged
+        fit), never half-moved to. A move of one call is its own check.
         `observed`: the read the caller decided on, used instead of a new one while fresh.
         """
         # move_timeout counts from here: the DryRuns before the first mutating call are the move's.
@@ -171,9 +172,18 @@ class Engine:
             for a in alternatives
             if a not in (chosen, view.active) and rule_violation(view, group, a) is None
         ]
-        with self.cloud.bounded(self._time_left(group, started)):
-            screened = self.targets.screen(group, view, options, force=force)
-        picked, skipped = screened.picked, screened.skipped
+        if plan.one_call and group.mode is not Mode.ENI:
+            # A move that is one call is its own permission check: refused, it changed nothing,
+            # and the refusal, judged on a fresh read, passes the target over as a DryRun would.
+            # Without the DryRun a move is a round trip shorter and costs one token, not two, of
+            # the action's bucket (an AZ failure moves hundreds). An ENI keeps its screening:
+            # the Force-detach memory is no IAM question.
+            picked: str | None = chosen
+            skipped: list[str] = []
+        else:
+            with self.cloud.bounded(self._time_left(group, started)):
+                screened = self.targets.screen(group, view, options, force=force)
+            picked, skipped = screened.picked, screened.skipped
         if picked is None:
             raise screened.refusal(group)
         if picked != chosen:
@@ -339,6 +349,11 @@ class Engine:
         screened = self.targets.after_refusal(group, view, journal.record.source, tried)
         picked = screened.picked
         if picked is None:
+            if isinstance(refused.cause, PermissionDeniedError) and len(screened.denied) == len(
+                screened.skipped
+            ):
+                # IAM refused every member it was asked about: that is the one thing to fix.
+                raise refused.cause
             passed = f"; passed over {'; '.join(screened.skipped)}" if screened.skipped else ""
             raise MoveFailedError(
                 group.name,

@@ -131,6 +131,41 @@ def test_tag_scoped_automatic_failover_passes_over_an_untagged_standby(
     assert f"passed over {untagged}" in done.stderr
 
 
+def test_tag_scoped_eip_failover_is_its_own_permission_check(
+    sandbox: SandboxFactory, loopback: LoopbackFactory
+) -> None:
+    """Tag-scoped IAM, eip: a move that is one call needs no DryRun first. The preferred
+    standby's eth0 is untagged: its AssociateAddress is refused and changes nothing (the EIP
+    stays on the primary), and the same move goes on to the tagged standby."""
+    sb = sandbox(tag_scoped=True)
+    world = sb.world("eip", standbys=2)
+    assert world.allocation_id
+    untagged, tagged = world.standbys
+    sb.ec2.delete_tags(Resources=[untagged, sb.eth0(untagged)], Tags=[{"Key": "failover:group"}])
+    lo = loopback([world.primary, untagged, tagged])
+    group = sb.group(world, "eip", members=lo.members(), checks=[lo.check()])
+    config = sb.config(group, defaults={"interval": "2s", "timeout": "300ms", "fall": 1, "rise": 1})
+    first = check(config)
+    assert first.returncode == 0, first.stdout + first.stderr
+
+    lo.stop(world.primary)
+    sb.layer.reset_log()
+    done = check(config)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith(f"g: moved {world.primary} -> {tagged}"), done.stdout
+    assert sb.eip_owner(world.allocation_id) == tagged
+    associations = [
+        (c.params["NetworkInterfaceId"], c.dry_run, c.error)
+        for c in sb.layer.calls_to("AssociateAddress")
+    ]
+    assert associations == [
+        (sb.eth0(untagged), False, "UnauthorizedOperation"),
+        (sb.eth0(tagged), True, "DryRunOperation"),
+        (sb.eth0(tagged), False, None),
+    ]
+
+
 # ---- Every Describe names ids, paginates or narrows ---------------------------------------
 
 _IDS = {
