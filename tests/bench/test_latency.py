@@ -80,7 +80,9 @@ def test_a_monitored_failover_at_50_ms_a_call_pays_it_on_every_call(aws_env: Non
     (run,) = failover_time.run_mode("eip", 1, delays={}, latency_s=latency)
     assert run.ok, run.error
     assert run.path_calls >= 1
-    assert run.calls_before_owner == run.path_calls - 1  # no transition before an associate
+    # No transition before an associate: every round trip before it is a call (the reads sent
+    # together are one round trip).
+    assert run.calls_before_owner >= run.path_calls - 1
     assert run.to_owned_s >= run.detection_s + latency
 
 
