@@ -57,7 +57,7 @@ def _memo_layer() -> Any:
                 return hit
             status, headers, body = hit
             result = (status, dict(headers), body)
-            self._record("ec2", action, params, at, result)
+            self._record("ec2", action, params, at, at, result)
             return result
 
     return MemoLayer()
