@@ -99,11 +99,10 @@ class Ec2Cloud:
         self._ec2 = ec2
         self._sts = sts
         self._clock = clock
-        self._zones: dict[str, str] = {}
         # The last read of each instance: what a member in an AZ that cannot be read is known
         # by (its AZ, interfaces, private IP: fixed for its life), its state left unknown.
         self._last: dict[str, Instance] = {}
-        self._zones_lock = threading.Lock()
+        self._last_lock = threading.Lock()
         self._topology = topology.TopologyCache()
         if pacer is not None:
             # Shared by every move and pass of the process: together they stay inside EC2's
@@ -142,7 +141,7 @@ class Ec2Cloud:
         failed: dict[str, CloudError] = {}
         by_zone: dict[str | None, list[str]] = {}
         for i in dict.fromkeys(instance_ids):
-            by_zone.setdefault(self._zones.get(i), []).append(i)
+            by_zone.setdefault(self._zone(i), []).append(i)
         unzoned = by_zone.pop(None, [])
         for ids in by_zone.values():
             self._read_zone(ids, found, failed)
@@ -179,8 +178,7 @@ class Ec2Cloud:
         read = [
             instance_of(i) for r in replies for res in r["Reservations"] for i in res["Instances"]
         ]
-        with self._zones_lock:
-            self._zones.update({i.instance_id: i.az for i in read if i.az})
+        with self._last_lock:
             self._last.update({i.instance_id: i for i in read})
         found.update({i.instance_id: i for i in read})
         found.update({i: Instance(instance_id=i, state="missing", az="") for i in missing})
@@ -229,7 +227,7 @@ class Ec2Cloud:
                         nics.setdefault(str(owner), []).append(interface_of(raw))
                         if raw["Attachment"].get("DeviceIndex") == 0:
                             primary_ips[str(owner)] = raw.get("PrivateIpAddress")
-        with self._zones_lock:
+        with self._last_lock:
             for owner, interfaces in nics.items():
                 interfaces.sort(key=lambda n: n.device_index)
                 self._last.setdefault(
@@ -253,7 +251,7 @@ class Ec2Cloud:
         failed: dict[str, CloudError] = {}
         by_zone: dict[str | None, list[str]] = {}
         for i in dict.fromkeys(instance_ids):
-            by_zone.setdefault(self._zones.get(i), []).append(i)
+            by_zone.setdefault(self._zone(i), []).append(i)
         for ids in by_zone.values():
             try:
                 replies, missing = by_ids(
@@ -367,11 +365,16 @@ class Ec2Cloud:
             views[g.name] = topology.unless_judgeable(view, g, failed)
         return views, failed
 
+    def _zone(self, instance_id: str) -> str | None:
+        """The instance's AZ as last read (an AZ never changes), None before any read."""
+        last = self._last.get(instance_id)
+        return last.az if last is not None and last.az else None
+
     def unread_member(self, instance_id: str) -> Instance:
         """A member whose AZ could not be read: its state unknown, the rest as last read."""
         last = self._last.get(instance_id)
         if last is None:
-            return Instance(instance_id, UNREAD_STATE, self._zones.get(instance_id, ""))
+            return Instance(instance_id, UNREAD_STATE, "")
         return replace(last, state=UNREAD_STATE, status_ok=None, checks_insufficient=False)
 
     def _describe_resources(

@@ -178,14 +178,13 @@ class Engine:
             # Without the DryRun a move is a round trip shorter and costs one token, not two, of
             # the action's bucket (an AZ failure moves hundreds). An ENI keeps its screening:
             # the Force-detach memory is no IAM question.
-            picked: str | None = chosen
-            skipped: list[str] = []
+            picked, skipped = chosen, []
         else:
             with self.cloud.bounded(self._time_left(group, started)):
                 screened = self.targets.screen(group, view, options, force=force)
+            if screened.picked is None:
+                raise screened.refusal(group)
             picked, skipped = screened.picked, screened.skipped
-        if picked is None:
-            raise screened.refusal(group)
         if picked != chosen:
             log.warning("group %s: passed over %s", group.name, "; ".join(skipped))
             chosen, plan = picked, plan_move(view, group, picked)
