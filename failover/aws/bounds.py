@@ -108,7 +108,11 @@ def attach(client: Any) -> None:
         elif caught_exception is not None:
             # No answer at all (a timeout, a refused connection): that is the cause to name.
             _local.last_answer = ("NetworkError", str(caught_exception), str(operation.name))
-        else:
+        elif (last := getattr(_local, "last_answer", None)) is not None and last[2] == str(
+            operation.name
+        ):
+            # That call got through: its earlier refusal is no cause any more. Another call
+            # succeeding (a wait's read between throttled detaches) leaves the cause standing.
             _local.last_answer = None
         mutating = not str(operation.name).startswith(_READ_PREFIXES)
         if (mutating and attempts >= MUTATING_ATTEMPTS) or exhausted():
