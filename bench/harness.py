@@ -398,7 +398,7 @@ def wire(doc: dict[str, Any], recorder: Recorder | None = None, max_parallel_mov
     from failover.aws.ec2 import Ec2Cloud
     from failover.aws.pacing import Pacer
     from failover.config import parse
-    from failover.probes import run_probes
+    from failover.probes.runner import run_probes
     from failover.service.engine import Engine
     from failover.service.monitor import Monitor
     from failover.wiring import open_store

@@ -253,8 +253,7 @@ def make_switchover(
 
 def make_monitor(w: Wiring, rt: Runtime, *, prober: Prober | None = None) -> Monitor:
     """The health pass of the daemon, `check` and the Lambda, its moves on the guarded path
-    (probing with failover.probes.run_probes unless `prober` is given)."""
-    from failover.probes import run_probes
+    (probing with failover.probes.runner.run_probes unless `prober` is given)."""
     from failover.service.monitor import Monitor
 
     return Monitor(
@@ -262,7 +261,7 @@ def make_monitor(w: Wiring, rt: Runtime, *, prober: Prober | None = None) -> Mon
         w.store,
         w.engine,
         w.engine.clock,
-        prober=run_probes if prober is None else prober,
+        prober=prober,
         alert=rt.alert,
         on_health=rt.on_health,
         on_move=rt.on_move,

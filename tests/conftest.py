@@ -25,6 +25,10 @@ import yaml
 
 from failover.service.identity import THREAD_NAME as IDENTITY_THREAD
 
+# The trimmed botocore data every client reads (failover/aws/models.py) go to this run's own
+# cache, written by its first client, not to the home directory; subprocesses inherit it.
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="failover-tests-cache-")
+
 REGION = "us-east-1"
 FAKE_AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",

@@ -9,8 +9,9 @@ READ_START_BY_S (`wiring.read_budget`).
 
 Start-up: clients come from botocore itself (boto3 adds resources, S3 transfers and its
 user-agent name, and ~20 ms of imports); every session of the process shares one loader, so each service
-model and the endpoint data are read from disk once; a client a command may not need
-(STS) is built on its first use (`lazy_client`).
+model and the endpoint data are read from disk once, and trimmed to what failover sends
+(failover/aws/models.py); a client a command may not need (STS) is built on its first use
+(`lazy_client`).
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import botocore.session
+from botocore import handlers
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, NoRegionError, ProfileNotFound
 
+from failover.aws import models
 from failover.core.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -82,14 +85,43 @@ _LOADERS_LOCK = threading.Lock()
 
 def _session(aws: AwsSettings) -> botocore.session.Session:
     """A session for the config's profile and region, on the process's shared loader."""
-    session = botocore.session.Session(profile=aws.profile)
+    session = botocore.session.Session(profile=aws.profile, include_builtin_handlers=False)
+    _register_builtin_handlers(session)
     if aws.region is not None:
         session.set_config_variable("region", aws.region)
     data_path = session.get_config_variable("data_path")  # a profile may add model paths
     with _LOADERS_LOCK:
-        loader = _LOADERS.setdefault(data_path, session.get_component("data_loader"))
+        if data_path not in _LOADERS:
+            _LOADERS[data_path] = models.loader(data_path)
+        loader = _LOADERS[data_path]
     session.register_component("data_loader", loader)
     return session
+
+
+def _fires_for_failover(event: str) -> bool:
+    """Whether a botocore handler's event can fire for a client failover builds: generic
+    events, and those of its services (`before-call.ec2.CopySnapshot`); never those of
+    other services, nor the documentation's (`docs.*`, emitted only to write docs)."""
+    parts = event.split(".")
+    if parts[0] == "docs":
+        return False
+    return len(parts) < 2 or parts[1] in (*models.SERVICES, "*")
+
+
+def _register_builtin_handlers(session: botocore.session.Session) -> None:
+    """botocore's own handlers, as a session registers them, less those that never fire for
+    failover's services: 15 of its 127, whose registration (each handler's signature
+    checked, each event name matched against renamed services) took 6 ms a session."""
+    events = session.get_component("event_emitter")
+    for event, handler, *how in handlers.BUILTIN_HANDLERS:
+        if not _fires_for_failover(event):
+            continue
+        if not how:
+            session.register(event, handler)
+        elif how[0] is handlers.REGISTER_FIRST:
+            events.register_first(event, handler)
+        elif how[0] is handlers.REGISTER_LAST:
+            events.register_last(event, handler)
 
 
 def _build(aws: AwsSettings, service: str, budget_s: float | None) -> Any:

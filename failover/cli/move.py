@@ -125,7 +125,7 @@ def _probing_again(
         group: Group, view: GroupView, health: Mapping[str, MemberHealth]
     ) -> Mapping[str, MemberHealth]:
         # The probes (asyncio) load only when a stored verdict is stale, not at start-up.
-        from failover.probes import run_probes
+        from failover.probes.runner import run_probes
         from failover.service.freshness import fresh_health
 
         return fresh_health(

@@ -37,7 +37,7 @@ def run(config_path: Path | None) -> None:
     from failover.daemon import Daemon
     from failover.ops import sdnotify
     from failover.ops.metrics import Heartbeat, Metrics, healthz_max_age
-    from failover.probes import run_probes
+    from failover.probes.runner import run_probes
     from failover.service.blindness import Sight
 
     # A SIGTERM or SIGINT before the daemon serves (systemd stopping a unit that is still

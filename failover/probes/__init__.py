@@ -1,11 +1,12 @@
 """Socket and command probes: run one pass of checks against members, concurrently.
 
-`run_probes` takes ProbeTargets (one check of one member, with its resolved timeout)
-and returns ProbeResults in the same order. A probe that cannot decide is a failure.
+`failover.probes.runner.run_probes` takes ProbeTargets (one check of one member, with its
+resolved timeout) and returns ProbeResults in the same order. A probe that cannot decide is
+a failure. The package itself holds only what describes a probe: the runner and its event
+loop (asyncio, ~25 ms to import) load when a pass first probes, after its read of AWS, so a
+`failover check` sends its first call without waiting for them.
 """
 
-from failover.probes.command import command_argv
-from failover.probes.runner import concurrency_limit, raise_fd_limit, run_probes
 from failover.probes.target import (
     ProbeResult,
     ProbeTarget,
@@ -19,9 +20,5 @@ __all__ = [
     "ProbeTarget",
     "SocketOrCommandCheck",
     "check_name",
-    "command_argv",
-    "concurrency_limit",
     "probe_targets",
-    "raise_fd_limit",
-    "run_probes",
 ]

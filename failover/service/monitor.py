@@ -24,7 +24,7 @@ from failover.core.decide import (
 )
 from failover.core.model import UNREAD_STATE, GroupView, Instance
 from failover.core.ports import Clock, Cloud, GroupMemory, GroupState, MemberHealth, Store
-from failover.probes import ProbeResult, ProbeTarget, probe_targets, run_probes
+from failover.probes import ProbeResult, ProbeTarget, probe_targets
 from failover.service.engine import Engine
 from failover.service.switchover import (
     AfterMove,
@@ -49,6 +49,14 @@ log = logging.getLogger(__name__)
 TOPOLOGY_REFRESH_S = 300.0
 
 Prober = Callable[[Sequence[ProbeTarget]], list[ProbeResult]]
+
+
+def _run_probes(targets: Sequence[ProbeTarget]) -> list[ProbeResult]:
+    """The default prober, imported on the first pass that probes: its event loop's modules
+    load after the pass has sent its read of AWS, not before (a cron `check`'s start-up)."""
+    from failover.probes.runner import run_probes
+
+    return run_probes(targets)
 
 
 def ec2_verdict(instance: Instance) -> tuple[bool | None, str]:
@@ -131,7 +139,7 @@ class Monitor:
         engine: Engine,
         clock: Clock,
         *,
-        prober: Prober = run_probes,
+        prober: Prober | None = None,
         alert: Alert = log_alert,
         max_parallel_moves: int = 8,
         on_health: Callable[[str, Mapping[str, MemberHealth]], None] | None = None,
@@ -143,7 +151,7 @@ class Monitor:
         """`fence`: the groups this process holds (None: it is the only one acting)."""
         self.cloud, self.store, self.engine, self.clock = cloud, store, engine, clock
         self._region = region
-        self._probe, self._alert = prober, alert
+        self._probe, self._alert = prober or _run_probes, alert
         self._parallel = max_parallel_moves
         self._on_health = on_health  # metrics observe; a pass never waits on them
         self.switchover = Switchover(

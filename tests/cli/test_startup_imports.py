@@ -16,6 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from failover.aws.models import EC2_OPERATIONS
+
 from ..conftest import cli_env
 from .conftest import Sandbox
 
@@ -37,7 +39,9 @@ def first_send(self, request):
 
 def creating(self, service_name, *args, **kwargs):
     seen["clients"].append(service_name)
-    return create(self, service_name, *args, **kwargs)
+    client = create(self, service_name, *args, **kwargs)
+    seen.setdefault("operations", {})[service_name] = client.meta.service_model.operation_names
+    return client
 
 botocore.endpoint.Endpoint._send = first_send
 botocore.session.Session.create_client = creating
@@ -64,6 +68,12 @@ NEVER = {
 }
 # Loaded when a command needs them (a wait, a message), never to reach the first call.
 NOT_BEFORE_FIRST_CALL = NEVER | {"boto3", "s3transfer", "tenacity"}
+# A pass probes after its read of AWS: the probes' event loop loads then.
+CHECK_NOT_BEFORE_FIRST_CALL = NOT_BEFORE_FIRST_CALL | {
+    "asyncio",
+    "failover.probes.runner",
+    "failover.probes.command",
+}
 # A move decides on the store's health and AWS's answers: it probes only when the stored
 # verdict is stale, after its reads.
 MOVE_NOT_BEFORE_FIRST_CALL = NOT_BEFORE_FIRST_CALL | {
@@ -96,8 +106,9 @@ def test_check_loads_no_daemon_metrics_or_dynamodb_module_and_builds_only_ec2(
     sandbox: Callable[..., Sandbox],
 ) -> None:
     """Rule: a cron `failover check` (SQLite state) never loads the daemon, its scheduler,
-    the metrics server or the DynamoDB backend, reaches its first AWS call without boto3 or
-    tenacity, and builds only the EC2 client (STS is built on first use; a pass asks none)."""
+    the metrics server or the DynamoDB backend, reaches its first AWS call without boto3,
+    tenacity or the probes' event loop, and builds only the EC2 client (STS is built on
+    first use; a pass asks none), from the model trimmed to failover's operations."""
     sb = sandbox()
     world = sb.world("eip")
     config = sb.config(sb.group(world, "eip"))
@@ -106,9 +117,10 @@ def test_check_loads_no_daemon_metrics_or_dynamodb_module_and_builds_only_ec2(
     assert sb.eip_owner(world.allocation_id) == world.primary
     assert sb.layer.calls
     assert sb.layer.calls[0].service == "ec2"
-    assert _loaded(seen["at_first_call"], NOT_BEFORE_FIRST_CALL) == set()
+    assert _loaded(seen["at_first_call"], CHECK_NOT_BEFORE_FIRST_CALL) == set()
     assert _loaded(seen["at_exit"], NEVER) == set()
     assert seen["clients"] == ["ec2"]
+    assert sorted(seen["operations"]["ec2"]) == sorted(EC2_OPERATIONS)
     assert not sb.layer.calls_to("GetCallerIdentity")
 
 
@@ -134,10 +146,10 @@ def test_the_wrapper_sees_what_the_command_loads(
     sandbox: Callable[..., Sandbox], tmp_path: Path
 ) -> None:
     """Rule: the wrapper above records modules the command does load (so an empty
-    intersection means absent, not unrecorded): a check loads the config and the probes."""
+    intersection means absent, not unrecorded): a check loads the config and the monitor."""
     sb = sandbox()
     world = sb.world("eip")
     config = sb.config(sb.group(world, "eip"))
     done, seen = _run(sb, "check", "--config", str(config))
     assert done.returncode == 0, done.stderr
-    assert {"failover.config", "failover.probes", "pydantic"} <= set(seen["at_exit"])
+    assert {"failover.config", "failover.service.monitor", "pydantic"} <= set(seen["at_exit"])

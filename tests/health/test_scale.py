@@ -15,7 +15,8 @@ from moto import mock_aws
 from failover.aws.ec2 import Ec2Cloud
 from failover.config import parse
 from failover.ops.clock import SystemClock
-from failover.probes import ProbeResult, ProbeTarget, run_probes
+from failover.probes import ProbeResult, ProbeTarget
+from failover.probes.runner import run_probes
 from failover.sandbox.strict import StrictLayer
 from failover.sandbox.world import build_worlds
 from failover.service.engine import Engine

@@ -18,17 +18,9 @@ import pytest
 
 from failover.config import CommandCheck, Ec2Check, Group, HttpCheck, Member, Policy, TcpCheck
 from failover.core.model import Mode
-from failover.probes import (
-    ProbeResult,
-    ProbeTarget,
-    check_name,
-    concurrency_limit,
-    deadline,
-    probe_targets,
-    run_probes,
-    runner,
-)
+from failover.probes import ProbeResult, ProbeTarget, check_name, deadline, probe_targets, runner
 from failover.probes.deadline import LoopLag
+from failover.probes.runner import concurrency_limit, run_probes
 
 LOOPBACK = "127.0.0.1"  # the only address these tests ever touch
 PY = sys.executable
