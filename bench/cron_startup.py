@@ -73,14 +73,18 @@ def _to_first_call(
 # Runs `failover ARGV` in this interpreter and prints, as JSON, when (the monotonic clock,
 # which the parent shares) its imports ended, each client's build began and ended, and the
 # first request left.
+_FIRST_REQUEST = "-- first request --"
 _PHASES = """
 import json, sys, time
+FIRST_REQUEST = %r
 import botocore.endpoint, botocore.session
 marks = {"botocore": time.monotonic()}
 send, create = botocore.endpoint.Endpoint._send, botocore.session.Session.create_client
 
 def first_send(self, request):
-    marks.setdefault("first_request", time.monotonic())
+    if "first_request" not in marks:
+        marks["first_request"] = time.monotonic()
+        print(FIRST_REQUEST, file=sys.stderr, flush=True)  # splits -X importtime's lines
     return send(self, request)
 
 def creating(self, service_name, *args, **kwargs):
@@ -97,7 +101,7 @@ try:
     main(sys.argv[1:])
 finally:
     print(json.dumps(marks), file=sys.stderr)
-"""
+""" % (_FIRST_REQUEST,)
 
 
 def _phases(argv: list[str], env: dict[str, str]) -> dict[str, float]:
@@ -126,14 +130,15 @@ def _phases(argv: list[str], env: dict[str, str]) -> dict[str, float]:
 def _own_import_ms(
     argv: list[str], env: dict[str, str], top: int = 10
 ) -> tuple[list[tuple[str, float]], float]:
-    """Import time by package, from -X importtime: each module's own (self) time, summed;
-    the largest `top` and the total of all.
+    """Import time by package before the first request, from -X importtime: each module's
+    own (self) time, summed; the largest `top` and the total of all.
 
     Self times add up to the whole import cost without counting a module twice; failover's
     modules are grouped by subpackage (failover.config, failover.cli, ...), others by package.
+    Imports after the first request (a pass's probes) are left out: they are not start-up.
     """
     proc = subprocess.run(
-        [sys.executable, "-X", "importtime", *argv],
+        [sys.executable, "-X", "importtime", "-c", _PHASES, *argv],
         env=env,
         capture_output=True,
         text=True,
@@ -141,6 +146,8 @@ def _own_import_ms(
     )
     totals: dict[str, float] = {}
     for line in proc.stderr.splitlines():
+        if line == _FIRST_REQUEST:
+            break
         if not line.startswith("import time:") or "|" not in line:
             continue
         parts = line.removeprefix("import time:").split("|")
@@ -177,7 +184,7 @@ def _measure(
             firsts.add(first)
         floors.append(floor())
     start_s = median(starts) if starts else float("nan")
-    imports, imports_total = _own_import_ms(["-m", "failover", *argv(repeats)[1:]], env)
+    imports, imports_total = _own_import_ms(argv(repeats)[1:], env)
     runs = [_phases(argv(repeats + 1 + i)[1:], env) for i in range(5)]
     phases = {label: median([r[label] for r in runs]) for label in runs[0]}
     return {

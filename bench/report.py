@@ -335,8 +335,9 @@ def markdown(results: dict[str, Any], pngs: list[str]) -> str:
                 f"Where `{c['command'].split()[1]}`'s start-up goes (ms, median of 5 runs): "
                 + ", ".join(f"{k} {v:.0f}" for k, v in c["phases_ms"].items()),
                 "",
-                f"Largest imports of one `{c['command'].split()[1]}` run (`-X importtime`, own "
-                f"time summed by package, ms; all imports {c['import_total_ms']:.0f} ms): "
+                f"Largest imports of one `{c['command'].split()[1]}` run before its first request "
+                f"(`-X importtime`, which slows imports down; own time summed by package, ms; "
+                f"all imports before the first request {c['import_total_ms']:.0f} ms): "
                 + ", ".join(f"{n} {v:.0f}" for n, v in c["import_ms"]),
                 "",
             ]

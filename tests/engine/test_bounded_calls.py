@@ -161,3 +161,43 @@ def test_force_overrides_the_force_detach_memory(rig: RigFactory) -> None:
     result = r.engine.move(r.group, target=primary, force=True)
     assert result.outcome == "succeeded"
     assert r.eni_owner() == primary
+
+
+def test_a_deadline_names_the_throttling_even_when_a_read_got_through_after_it(
+    aws_env: None,
+) -> None:
+    """Rule: a move stopped by its deadline names AWS's refusal that kept it from finishing
+    (RequestLimitExceeded on DetachNetworkInterface), even when a wait's read succeeded
+    between that refusal and the deadline; only the refused call itself getting through
+    clears it. Driven through the client's own events: no clock, no timing."""
+    client = boto3.client("ec2", region_name=REGION)
+    bounds.attach(client)
+    model = client.meta.service_model
+    events = client.meta.events
+
+    def answered(action: str, error: dict[str, str] | None) -> None:
+        response = (None, {"Error": error} if error else {"ResponseMetadata": {}})
+        events.emit(
+            f"needs-retry.ec2.{action}",
+            response=response,
+            attempts=1,
+            operation=model.operation_model(action),
+            caught_exception=None,
+            request_dict={"context": {}},
+        )
+
+    def refusal_at_deadline() -> str:
+        with bounds.bounded(lambda: 0.0), pytest.raises(bounds.DeadlineReached) as caught:
+            events.emit("before-send.ec2.DetachNetworkInterface", request=None)
+        return str(caught.value)
+
+    throttled = {"Code": "RequestLimitExceeded", "Message": "Request limit exceeded."}
+    with bounds.bounded(lambda: 10.0):
+        answered("DetachNetworkInterface", throttled)
+        answered("DescribeNetworkInterfaces", None)  # the wait's read between two tries
+    said = refusal_at_deadline()
+    assert "RequestLimitExceeded" in said
+    assert "DetachNetworkInterface" in said
+    with bounds.bounded(lambda: 10.0):
+        answered("DetachNetworkInterface", None)  # the refused call itself got through
+    assert refusal_at_deadline() == "the move's deadline passed before the call was sent"
