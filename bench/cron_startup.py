@@ -74,11 +74,11 @@ def _to_first_call(
 # which the parent shares) its imports ended, each client's build began and ended, and the
 # first request left.
 _FIRST_REQUEST = "-- first request --"
-_PHASES = """
+_PHASES = f"""
 import json, sys, time
-FIRST_REQUEST = %r
+FIRST_REQUEST = {_FIRST_REQUEST!r}
 import botocore.endpoint, botocore.session
-marks = {"botocore": time.monotonic()}
+marks = {{"botocore": time.monotonic()}}
 send, create = botocore.endpoint.Endpoint._send, botocore.session.Session.create_client
 
 def first_send(self, request):
@@ -101,7 +101,7 @@ try:
     main(sys.argv[1:])
 finally:
     print(json.dumps(marks), file=sys.stderr)
-""" % (_FIRST_REQUEST,)
+"""
 
 
 def _phases(argv: list[str], env: dict[str, str]) -> dict[str, float]:
