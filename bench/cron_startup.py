@@ -75,7 +75,8 @@ def _to_first_call(
 # first request left.
 _FIRST_REQUEST = "-- first request --"
 _PHASES = f"""
-import json, sys, time
+import gc, json, sys, time
+gc.disable()  # as failover/cli/__init__.py does before it imports botocore
 FIRST_REQUEST = {_FIRST_REQUEST!r}
 import botocore.endpoint, botocore.session
 marks = {{"botocore": time.monotonic()}}
