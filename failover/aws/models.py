@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import botocore
+from botocore.exceptions import BotoCoreError
 from botocore.loaders import Loader, create_loader
 
 log = logging.getLogger(__name__)
@@ -107,7 +108,7 @@ def _trimmed_root() -> Path | None:
         return root
     try:
         _write(root)
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, BotoCoreError) as exc:
         log.debug("botocore's full data is used: cannot write trimmed copies to %s: %s", root, exc)
         return None
     return root
