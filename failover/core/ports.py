@@ -103,12 +103,18 @@ class GroupState:
 @dataclass(frozen=True)
 class GroupMemory:
     """What a health pass reads of one group: what load_health (of the members asked about),
-    load_group_state and moves_since (start times only, oldest first) would answer."""
+    load_group_state and moves_since (start times only, oldest first) would answer.
+
+    `eth0s`: the primary ENI (device index 0) of each member asked about that an earlier read
+    showed. An instance keeps its eth0 for life (it can never be detached), so a move may name
+    it before it reads; the read still confirms it before anything rests on it.
+    """
 
     group: str
     health: Mapping[str, MemberHealth]
     state: GroupState
     move_times: tuple[float, ...] = ()
+    eth0s: Mapping[str, str] = field(default_factory=dict)
 
 
 class Store(Protocol):
@@ -176,6 +182,13 @@ class Store(Protocol):
 
     def save_health_many(self, health: Mapping[str, Sequence[MemberHealth]]) -> None:
         """`save_health` of many groups (group -> members) at once; atomic per group."""
+
+    def save_eth0s(self, eth0s: Mapping[str, Mapping[str, str]]) -> None:
+        """Remember members' primary ENIs (group -> instance id -> eth0), counters untouched.
+
+        Callers write only what differs from `load_groups`' `eth0s`: an eth0 never changes,
+        so a steady pass writes nothing here.
+        """
 
     def close(self) -> None:
         """Release the connection."""
