@@ -234,8 +234,22 @@ class Cloud(Protocol):
     def bounded(self, time_left: Callable[[], float] | None) -> AbstractContextManager[None]:
         """In the block, no AWS call of this thread starts once `time_left()` is <= 0."""
 
-    def permissions_to_take(self, group: Group, view: GroupView, target: str) -> list[Permission]:
-        """IAM's verdict (DryRun, real ids) on the calls that put the resource on `target`."""
+    def observe_asking(
+        self, group: Group, target: str, eth0: str | None
+    ) -> tuple[GroupView, dict[str, Permission]]:
+        """`observe`, and on the same round trip the DryRuns of the calls that put the resource
+        on `target` whose ids are known before the read (its `eth0` as an earlier read showed
+        it; None: unknown): their verdicts, by call, for `permissions_to_take`."""
+
+    def permissions_to_take(
+        self,
+        group: Group,
+        view: GroupView,
+        target: str,
+        asked: Mapping[str, Permission] | None = None,
+    ) -> list[Permission]:
+        """IAM's verdict (DryRun, real ids) on the calls that put the resource on `target`;
+        a verdict in `asked` (from `observe_asking`) stands for exactly the call it asked about."""
 
     def permissions_to_leave(self, group: Group, view: GroupView) -> list[Permission]:
         """IAM's verdict on the calls made on the resource's holder, and what cannot be asked."""

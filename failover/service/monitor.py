@@ -194,6 +194,9 @@ class Monitor:
             {g.name: g.instance_ids for g in [*groups, *unread]}, now - 3600.0
         )
         healths = self._fold_health(groups, memory, verdicts, now, save=not dry_run)
+        if not dry_run:
+            # A member's eth0, once shown, lets a later `failover move` DryRun with its read.
+            self.switchover.remember_eth0s({g.name: views[g.name] for g in groups}, memory)
         decisions: list[tuple[Group, Decision, GroupState]] = []
         for group in groups:
             health = healths[group.name]
