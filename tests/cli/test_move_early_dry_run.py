@@ -201,3 +201,41 @@ def test_without_to_the_likeliest_target_is_asked_with_the_read_and_its_refusal_
         (sb.eth0(likeliest), "UnauthorizedOperation")
     ]
     assert all(asked[0].sent_at < c.at for c in sb.layer.calls if c.action in READS)
+
+
+@pytest.mark.process
+def test_a_verdict_on_an_eth0_the_read_does_not_confirm_is_never_used(
+    sandbox: SandboxFactory,
+) -> None:
+    """Rule: the early DryRun's verdict stands only for the very call the read leads to. The
+    store names a wrong eth0 for the target (another member's, untagged under tag-scoped IAM):
+    the DryRun sent with the read is refused, but the read shows the target's real eth0, so the
+    target is screened after the read as before: its own DryRun is permitted and the IP and the
+    EIP move to it."""
+    sb = sandbox(tag_scoped=True)
+    world = sb.world("secondary-ip", standbys=2)
+    target, other = world.standbys
+    config = sb.config(sb.group(world, "secondary-ip"))
+    wrong = sb.eth0(other)
+    untag(sb, wrong)
+    store = SqliteStore(config.parent / "state.db")
+    try:
+        store.save_eth0s({"g": {target: wrong}})
+    finally:
+        store.close()
+    sb.layer.set_latency(LATENCY_S)
+    sb.layer.reset_log()
+
+    done = run_cli("move", "g", "--to", target, "--yes", "--config", str(config))
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert sb.ip_holders(world) == {target}
+    assert sb.eip_owner(world.allocation_id or "") == target
+    asked = dry_runs(sb, "AssociateAddress")
+    assert [(c.params["NetworkInterfaceId"], c.error) for c in asked] == [
+        (wrong, "UnauthorizedOperation"),
+        (sb.eth0(target), "DryRunOperation"),
+    ]
+    reads = [c for c in before_ownership(sb) if c.action in READS]
+    assert all(asked[0].sent_at < read.at <= asked[1].sent_at for read in reads)
+    assert remembered_eth0s(config, world)[target] == sb.eth0(target)  # corrected by the read
