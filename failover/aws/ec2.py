@@ -497,10 +497,12 @@ class Ec2Cloud:
         call `asked` already holds a verdict for (`observe_asking`, same parameters) is not
         sent again."""
         known = asked or {}
-        return [
-            known.get(permissions.key(c)) or permissions.ask(self._ec2, c)
+        # Sent together (a route group's one per table): one round trip, however many.
+        verdicts = [
+            known.get(permissions.key(c)) or _alongside(partial(permissions.ask, self._ec2, c))
             for c in permissions.to_take(group, view, target)
         ]
+        return [v if isinstance(v, Permission) else v.result() for v in verdicts]
 
     def permissions_to_leave(self, group: Group, view: GroupView) -> list[Permission]:
         """IAM's verdict on the calls made on the current holder, then what no DryRun asks."""

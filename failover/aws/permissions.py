@@ -4,6 +4,10 @@ AWS evaluates the policy for DryRun as for the call, conditions included (a tag-
 policy refuses an untagged instance, ENI or EIP), and answers `DryRunOperation` when the call
 would be permitted. Any other answer (an unknown id, throttling, an action without DryRun)
 is no verdict: "not checked", never "permitted".
+
+A move may ask before its read, with the target's eth0 as an earlier read showed it
+(`to_take_unread`, sent alongside the read); each verdict is kept under its call's `key`, so
+it stands only for the identical call the read leads to.
 """
 
 from __future__ import annotations

@@ -12,12 +12,13 @@ read does not confirm, is screened after the read as before.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from failover.core.decide import MoveRequest
 from failover.core.model import GroupView, Mode
 from failover.core.planner import screened_before_move
-from failover.core.ports import GroupMemory, MoveRecord
+from failover.core.ports import GroupMemory, MoveRecord, Store
 from failover.service.reads import Taking
 
 if TYPE_CHECKING:
@@ -25,20 +26,22 @@ if TYPE_CHECKING:
 
 
 def taking(
+    store: Store,
     group: Group,
-    requested: str | None,
-    memory: GroupMemory,
-    last_moves: Callable[[], Sequence[MoveRecord]],
+    request: MoveRequest | None,
+    memory: GroupMemory | None,
+    unfinished: Sequence[object],
 ) -> Taking | None:
     """The target whose DryRuns go out with an operator's read, and its remembered eth0.
 
-    Only for a move that is DryRun-screened (screened_before_move). The target is `--to`'s
-    (`requested`), else the likeliest choice (`likely_target`); None when its calls need an
-    eth0 no read has shown yet.
+    Only for an operator's move (`request`, with the store's `memory` read before the read of
+    AWS) that is DryRun-screened (screened_before_move) and finishes no journaled move
+    (`unfinished`). The target is `--to`'s, else the likeliest choice (`likely_target`); None
+    when its calls need an eth0 no read has shown yet.
     """
-    if not screened_before_move(group):
+    if request is None or memory is None or unfinished or not screened_before_move(group):
         return None
-    target = requested or likely_target(group, memory, last_moves())
+    target = request.target or likely_target(group, memory, store.history(group.name, 1))
     if target is None:
         return None
     eth0 = memory.eth0s.get(target)
@@ -70,11 +73,11 @@ def likely_target(
     )
 
 
-def new_eth0s(
-    views: Mapping[str, GroupView], memory: Mapping[str, GroupMemory]
-) -> dict[str, dict[str, str]]:
-    """Each member's eth0 the reads show that the store does not hold (group -> instance ->
-    eth0): empty once known, so a steady pass writes nothing."""
+def remember(
+    store: Store, views: Mapping[str, GroupView], memory: Mapping[str, GroupMemory]
+) -> None:
+    """Store each member's eth0 the reads (`views`) show that the store (`memory`) does not
+    hold: nothing once known, so a steady pass writes nothing."""
     new = {
         name: {
             m.instance_id: eni
@@ -84,4 +87,5 @@ def new_eth0s(
         for name, view in views.items()
         if name in memory
     }
-    return {name: eth0s for name, eth0s in new.items() if eth0s}
+    if changed := {name: eth0s for name, eth0s in new.items() if eth0s}:
+        store.save_eth0s(changed)

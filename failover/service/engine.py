@@ -156,7 +156,9 @@ class Engine:
         Before the first mutating call of a move of several calls, the target's calls are
         DryRun: a target IAM refuses (or one a Force detach may have left with its device index
         busy) is passed over for the next of `alternatives` (members the caller also judged
-        fit), never half-moved to. A move of one call is its own check.
+        fit), never half-moved to. A move of one call is its own check. Verdicts sent with the
+        read (`observed.asked`: the likely target's, its eth0 remembered) stand for the very
+        calls the read leads to; any other is DryRun now.
         `observed`: the read the caller decided on, used instead of a new one while fresh.
         """
         # move_timeout counts from here: the DryRuns before the first mutating call are the move's.

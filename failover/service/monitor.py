@@ -25,6 +25,7 @@ from failover.core.decide import (
 from failover.core.model import UNREAD_STATE, GroupView, Instance
 from failover.core.ports import Clock, Cloud, GroupMemory, GroupState, MemberHealth, Store
 from failover.probes import ProbeResult, ProbeTarget, probe_targets
+from failover.service import early
 from failover.service.engine import Engine
 from failover.service.switchover import (
     AfterMove,
@@ -196,7 +197,7 @@ class Monitor:
         healths = self._fold_health(groups, memory, verdicts, now, save=not dry_run)
         if not dry_run:
             # A member's eth0, once shown, lets a later `failover move` DryRun with its read.
-            self.switchover.remember_eth0s({g.name: views[g.name] for g in groups}, memory)
+            early.remember(self.store, {g.name: views[g.name] for g in groups}, memory)
         decisions: list[tuple[Group, Decision, GroupState]] = []
         for group in groups:
             health = healths[group.name]

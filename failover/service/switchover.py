@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -27,7 +27,7 @@ from failover.core.model import GroupView, Plan
 from failover.core.planner import plan_move
 from failover.core.ports import Clock, GroupMemory, MemberHealth, MoveRecord, Store
 from failover.service import early
-from failover.service.engine import FRESH_VIEW_S, Engine, MoveResult, Observation, Taking
+from failover.service.engine import FRESH_VIEW_S, Engine, MoveResult, Observation
 
 if TYPE_CHECKING:
     from failover.config import Group
@@ -224,7 +224,9 @@ class Switchover:
         try:
             observed = (
                 None if finished or preview is None else self._claimed_read(group, preview)
-            ) or self.engine.observe(group, self._taking(group, request, memory, finished))
+            ) or self.engine.observe(
+                group, early.taking(self.store, group, request, memory, finished)
+            )
         except FailoverError as exc:
             # Under the claim AWS must be read again; if it cannot be (a disrupted AZ), nothing moves.
             decision = Decision("unknown", f"AWS could not be read: {exc}")
@@ -245,7 +247,10 @@ class Switchover:
         finally:
             if memory is not None:
                 # After the move, never before its mutating call: a store write costs it time.
-                self.remember_eth0s({group.name: view}, {group.name: memory})
+                try:
+                    early.remember(self.store, {group.name: view}, {group.name: memory})
+                except FailoverError as exc:  # a hint for later moves, never this one's outcome
+                    log.warning("group %s: members' eth0s not remembered: %s", group.name, exc)
 
     def preview(self, group: Group, request: MoveRequest) -> Preview:
         """What `run(group, request=request)` would do now (--dry-run, and the plan an operator
@@ -254,7 +259,13 @@ class Switchover:
         token = self.fence.token(group.name) if self.fence is not None else None
         unfinished = tuple(self.store.open_moves(group.name))
         memory = self._memory(group)
-        observation = self.engine.observe(group, self._taking(group, request, memory, unfinished))
+        # Only a read made under the claim is one a move starts from: only it carries DryRuns.
+        taking = (
+            early.taking(self.store, group, request, memory, unfinished)
+            if token is not None
+            else None
+        )
+        observation = self.engine.observe(group, taking)
         view = observation.view
         health: Mapping[str, MemberHealth] = {}
         if unfinished and request.target in (None, unfinished[-1].target):
@@ -270,27 +281,6 @@ class Switchover:
         """What the store holds of `group`: counters, state, the last hour's moves, eth0s."""
         since = self.clock.now() - 3600.0
         return self.store.load_groups({group.name: group.instance_ids}, since)[group.name]
-
-    def _taking(
-        self,
-        group: Group,
-        request: MoveRequest | None,
-        memory: GroupMemory | None,
-        unfinished: Sequence[object],
-    ) -> Taking | None:
-        """What an operator's read asks IAM alongside (failover/service/early.py)."""
-        if request is None or memory is None or unfinished:
-            return None
-        return early.taking(
-            group, request.target, memory, lambda: self.store.history(group.name, 1)
-        )
-
-    def remember_eth0s(
-        self, views: Mapping[str, GroupView], memory: Mapping[str, GroupMemory]
-    ) -> None:
-        """Store each member's eth0 the reads showed that the store does not hold yet."""
-        if changed := early.new_eth0s(views, memory):
-            self.store.save_eth0s(changed)
 
     def _claimed_read(self, group: Group, preview: Preview) -> Observation | None:
         """The preview's read if it was made under the claim held now and is still fresh: AWS

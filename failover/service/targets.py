@@ -1,6 +1,7 @@
 """Which member a move goes to: AWS's rules, IAM's verdict (DryRun) and the Force-detach memory.
 
-Checked before the first mutating call of a move, so a move that cannot finish never starts:
+Checked before the first mutating call of a move, so a move that cannot finish never starts
+(IAM's verdicts may have been asked on the move's read's round trip: failover/service/early.py):
 a target IAM refuses is passed over like an unhealthy one; so is a member the group's ENI was
 Force-detached from until it is stopped and started (its LaunchTime changes), because AWS
 may keep that device index busy until then. The journal remembers the Force (the
