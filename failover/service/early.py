@@ -41,6 +41,8 @@ def taking(
     """
     if request is None or memory is None or unfinished or not screened_before_move(group):
         return None
+    if not memory.eth0s and group.mode is not Mode.ENI:
+        return None  # no read has shown any member's eth0 yet: no guess is worth a store read
     target = request.target or likely_target(group, memory, store.history(group.name, 1))
     if target is None:
         return None
