@@ -19,6 +19,7 @@ import threading
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
+from functools import partial
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -332,6 +333,21 @@ class Ec2Cloud:
             raise next(iter(failed.values()))
         return views[group.name]
 
+    def observe_asking(
+        self, group: Group, target: str, eth0: str | None
+    ) -> tuple[GroupView, dict[str, Permission]]:
+        """`observe`, and on the same round trip IAM's verdicts (DryRun) on the calls that put
+        the resource on `target`, named with the eth0 an earlier read showed (`eth0`; None:
+        unknown, so only calls that name none are asked). The verdicts, by call
+        (`permissions.key`), are for `permissions_to_take`, which uses one only for the very
+        call the read leads to."""
+        asked = [
+            (permissions.key(c), _alongside(partial(permissions.ask, self._ec2, c)))
+            for c in permissions.to_take_unread(group, target, eth0)
+        ]
+        view = self.observe(group)
+        return view, {k: verdict.result() for k, verdict in asked}
+
     def _observe(
         self, groups: Sequence[Group], *, with_status: bool, together: bool = False
     ) -> tuple[dict[str, GroupView], dict[str, CloudError]]:
@@ -470,9 +486,23 @@ class Ec2Cloud:
         except (ClientError, BotoCoreError) as exc:
             return f"unknown ({translate(exc, 'GetCallerIdentity')})"
 
-    def permissions_to_take(self, group: Group, view: GroupView, target: str) -> list[Permission]:
-        """IAM's verdict (DryRun) on the calls that put the group's resource on `target`."""
-        return [permissions.ask(self._ec2, c) for c in permissions.to_take(group, view, target)]
+    def permissions_to_take(
+        self,
+        group: Group,
+        view: GroupView,
+        target: str,
+        asked: Mapping[str, Permission] | None = None,
+    ) -> list[Permission]:
+        """IAM's verdict (DryRun) on the calls that put the group's resource on `target`; a
+        call `asked` already holds a verdict for (`observe_asking`, same parameters) is not
+        sent again."""
+        known = asked or {}
+        # Sent together (a route group's one per table): one round trip, however many.
+        verdicts = [
+            known.get(permissions.key(c)) or _alongside(partial(permissions.ask, self._ec2, c))
+            for c in permissions.to_take(group, view, target)
+        ]
+        return [v if isinstance(v, Permission) else v.result() for v in verdicts]
 
     def permissions_to_leave(self, group: Group, view: GroupView) -> list[Permission]:
         """IAM's verdict on the calls made on the current holder, then what no DryRun asks."""

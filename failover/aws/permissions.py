@@ -4,10 +4,15 @@ AWS evaluates the policy for DryRun as for the call, conditions included (a tag-
 policy refuses an untagged instance, ENI or EIP), and answers `DryRunOperation` when the call
 would be permitted. Any other answer (an unknown id, throttling, an action without DryRun)
 is no verdict: "not checked", never "permitted".
+
+A move may ask before its read, with the target's eth0 as an earlier read showed it
+(`to_take_unread`, sent alongside the read); each verdict is kept under its call's `key`, so
+it stands only for the identical call the read leads to.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -37,6 +42,28 @@ def to_take(group: Group, view: GroupView, target: str) -> list[DryRun]:
     """The calls that put the group's resource on `target` (its side of a move)."""
     member = view.member(target)
     eth0 = member.primary_eni_id if member else None
+    private_ip = (
+        group.ip if group.mode is Mode.SECONDARY_IP else (member.private_ip if member else None)
+    )
+    return _to_take(group, target, eth0, private_ip)
+
+
+def to_take_unread(group: Group, target: str, eth0: str | None) -> list[DryRun]:
+    """`to_take` before any read of this move, with `target`'s eth0 as an earlier read showed it
+    (an instance keeps its eth0 for life; None: not known). An `eip` group's call names the
+    target's private IP, known only from a read: none is asked."""
+    if group.mode is Mode.EIP:
+        return []
+    return _to_take(group, target, eth0, group.ip if group.mode is Mode.SECONDARY_IP else None)
+
+
+def key(call: DryRun) -> str:
+    """The call as one string, its action and every parameter: a verdict asked before a read
+    stands only for the very call the read leads to."""
+    return json.dumps([call.action, call.params], sort_keys=True, default=str)
+
+
+def _to_take(group: Group, target: str, eth0: str | None, private_ip: str | None) -> list[DryRun]:
     if group.mode is Mode.ENI:
         return [
             _dry_run(
@@ -59,7 +86,6 @@ def to_take(group: Group, view: GroupView, target: str) -> list[DryRun]:
             if eth0
         ]
     calls: list[DryRun] = []
-    private_ip = group.ip if group.mode is Mode.SECONDARY_IP else (member and member.private_ip)
     if group.eip and eth0 and private_ip:
         # In secondary-ip mode this also asks about the target's eth0, the ENI that
         # AssignPrivateIpAddresses (which takes no DryRun) is authorized against.

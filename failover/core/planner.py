@@ -231,6 +231,18 @@ def plan_move(view: GroupView, group: Group, target_id: str) -> Plan:
     return Plan(group=group.name, source=source, target=target_id, steps=todo, skipped=done)
 
 
+def screened_before_move(group: Group) -> bool:
+    """Whether a move of `group` DryRuns its target's calls before its first mutating call, as
+    far as the config tells before any read: an ENI's always (the Force-detach memory and a
+    detach come first), a secondary IP's whose Elastic IP must follow it, a route's over several
+    tables. A move that is one call is its own permission check (Engine.move)."""
+    if group.mode is Mode.ENI:
+        return True
+    if group.mode is Mode.SECONDARY_IP:
+        return bool(group.eip)
+    return group.mode is Mode.ROUTE and len(group.route_tables) > 1
+
+
 def absence(view: GroupView, group: Group) -> str | None:
     """What of the group AWS does not know at all (every member, or the floating resource), or None.
 

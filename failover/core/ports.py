@@ -103,12 +103,18 @@ class GroupState:
 @dataclass(frozen=True)
 class GroupMemory:
     """What a health pass reads of one group: what load_health (of the members asked about),
-    load_group_state and moves_since (start times only, oldest first) would answer."""
+    load_group_state and moves_since (start times only, oldest first) would answer.
+
+    `eth0s`: the primary ENI (device index 0) of each member asked about that an earlier read
+    showed. An instance keeps its eth0 for life (it can never be detached), so a move may name
+    it before it reads; the read still confirms it before anything rests on it.
+    """
 
     group: str
     health: Mapping[str, MemberHealth]
     state: GroupState
     move_times: tuple[float, ...] = ()
+    eth0s: Mapping[str, str] = field(default_factory=dict)
 
 
 class Store(Protocol):
@@ -177,6 +183,13 @@ class Store(Protocol):
     def save_health_many(self, health: Mapping[str, Sequence[MemberHealth]]) -> None:
         """`save_health` of many groups (group -> members) at once; atomic per group."""
 
+    def save_eth0s(self, eth0s: Mapping[str, Mapping[str, str]]) -> None:
+        """Remember members' primary ENIs (group -> instance id -> eth0), counters untouched.
+
+        Callers write only what differs from `load_groups`' `eth0s`: an eth0 never changes,
+        so a steady pass writes nothing here.
+        """
+
     def close(self) -> None:
         """Release the connection."""
 
@@ -221,8 +234,22 @@ class Cloud(Protocol):
     def bounded(self, time_left: Callable[[], float] | None) -> AbstractContextManager[None]:
         """In the block, no AWS call of this thread starts once `time_left()` is <= 0."""
 
-    def permissions_to_take(self, group: Group, view: GroupView, target: str) -> list[Permission]:
-        """IAM's verdict (DryRun, real ids) on the calls that put the resource on `target`."""
+    def observe_asking(
+        self, group: Group, target: str, eth0: str | None
+    ) -> tuple[GroupView, dict[str, Permission]]:
+        """`observe`, and on the same round trip the DryRuns of the calls that put the resource
+        on `target` whose ids are known before the read (its `eth0` as an earlier read showed
+        it; None: unknown): their verdicts, by call, for `permissions_to_take`."""
+
+    def permissions_to_take(
+        self,
+        group: Group,
+        view: GroupView,
+        target: str,
+        asked: Mapping[str, Permission] | None = None,
+    ) -> list[Permission]:
+        """IAM's verdict (DryRun, real ids) on the calls that put the resource on `target`;
+        a verdict in `asked` (from `observe_asking`) stands for exactly the call it asked about."""
 
     def permissions_to_leave(self, group: Group, view: GroupView) -> list[Permission]:
         """IAM's verdict on the calls made on the resource's holder, and what cannot be asked."""

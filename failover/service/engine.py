@@ -36,7 +36,7 @@ from failover.service.interruption import (
     signal_name,
 )
 from failover.service.journal import MoveJournal, StepListener
-from failover.service.reads import FRESH_VIEW_S, Observation, Read, Reader, WaitListener
+from failover.service.reads import FRESH_VIEW_S, Observation, Read, Reader, Taking, WaitListener
 from failover.service.steps import EIP_FOLLOW_GRACE_S, StepRunner, TargetRefused
 from failover.service.targets import Targets
 
@@ -51,6 +51,7 @@ __all__ = [
     "Observation",
     "StepListener",
     "StopRequest",
+    "Taking",
     "WaitListener",
 ]
 
@@ -127,10 +128,14 @@ class Engine:
 
     # -- moving ------------------------------------------------------------------------------
 
-    def observe(self, group: Group) -> Observation:
-        """Read the group from AWS now: a move started within FRESH_VIEW_S may start from it."""
-        read = self.reader.observe(group)
-        return Observation(read.view, read.resource_at or 0.0)
+    def observe(self, group: Group, taking: Taking | None = None) -> Observation:
+        """Read the group from AWS now: a move started within FRESH_VIEW_S may start from it.
+
+        `taking`: the likely target and its remembered eth0, whose DryRuns go out with the read;
+        the move uses their verdicts only for the very calls the read leads to.
+        """
+        read = self.reader.observe(group, taking)
+        return Observation(read.view, read.resource_at or 0.0, read.asked)
 
     def move(
         self,
@@ -151,14 +156,16 @@ class Engine:
         Before the first mutating call of a move of several calls, the target's calls are
         DryRun: a target IAM refuses (or one a Force detach may have left with its device index
         busy) is passed over for the next of `alternatives` (members the caller also judged
-        fit), never half-moved to. A move of one call is its own check.
+        fit), never half-moved to. A move of one call is its own check. Verdicts sent with the
+        read (`observed.asked`: the likely target's, its eth0 remembered) stand for the very
+        calls the read leads to; any other is DryRun now.
         `observed`: the read the caller decided on, used instead of a new one while fresh.
         """
         # move_timeout counts from here: the DryRuns before the first mutating call are the move's.
         started = self.clock.monotonic()
         # One read serves the choice, the plan, the journal and (while fresh) the first step.
         read = (
-            Read(observed.view, observed.at, observed.at)
+            Read(observed.view, observed.at, observed.at, observed.asked)
             if observed is not None and self.clock.monotonic() - observed.at <= FRESH_VIEW_S
             else self.reader.observe(group)
         )
@@ -181,7 +188,7 @@ class Engine:
             picked, skipped = chosen, []
         else:
             with self.cloud.bounded(self._time_left(group, started)):
-                screened = self.targets.screen(group, view, options, force=force)
+                screened = self.targets.screen(group, view, options, force=force, asked=read.asked)
             if screened.picked is None:
                 raise screened.refusal(group)
             picked, skipped = screened.picked, screened.skipped

@@ -25,6 +25,7 @@ from failover.core.decide import (
 from failover.core.model import UNREAD_STATE, GroupView, Instance
 from failover.core.ports import Clock, Cloud, GroupMemory, GroupState, MemberHealth, Store
 from failover.probes import ProbeResult, ProbeTarget, probe_targets
+from failover.service import early
 from failover.service.engine import Engine
 from failover.service.switchover import (
     AfterMove,
@@ -194,6 +195,9 @@ class Monitor:
             {g.name: g.instance_ids for g in [*groups, *unread]}, now - 3600.0
         )
         healths = self._fold_health(groups, memory, verdicts, now, save=not dry_run)
+        if not dry_run:
+            # A member's eth0, once shown, lets a later `failover move` DryRun with its read.
+            early.remember(self.store, {g.name: views[g.name] for g in groups}, memory)
         decisions: list[tuple[Group, Decision, GroupState]] = []
         for group in groups:
             health = healths[group.name]

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from failover.core.model import GroupView, Step, StepKind
+from failover.core.model import GroupView, Permission, Step, StepKind
 from failover.core.planner import step_done
 from failover.core.ports import Clock, Cloud
 from failover.service import converge
@@ -50,6 +50,8 @@ class Read:
     view: GroupView
     members_at: float | None
     resource_at: float | None
+    # IAM's verdicts on a target's calls asked on the read's own round trip (Cloud.observe_asking).
+    asked: Mapping[str, Permission] = field(default_factory=dict)
 
     def fresh(self, now: float) -> bool:
         """Whether the whole view may stand in for a re-read at `now` (FRESH_VIEW_S)."""
@@ -68,6 +70,12 @@ class Observation:
 
     view: GroupView
     at: float
+    asked: Mapping[str, Permission] = field(default_factory=dict)  # as Read's
+
+
+Taking = tuple[str, str | None]
+"""A move's likely target and its eth0 as an earlier read showed it (None: unknown), whose
+DryRuns go out with the read (Cloud.observe_asking)."""
 
 
 class Reader:
@@ -85,10 +93,14 @@ class Reader:
         self._checkpoint = checkpoint
         self._on_wait = on_wait
 
-    def observe(self, group: Group) -> Read:
-        """Read the whole group from AWS now (its age counted from before the call)."""
+    def observe(self, group: Group, taking: Taking | None = None) -> Read:
+        """Read the whole group from AWS now (its age counted from before the call); with
+        `taking`, that target's DryRuns go out on the same round trip."""
         at = self.clock.monotonic()
-        return Read(self.cloud.observe(group), at, at)
+        if taking is None:
+            return Read(self.cloud.observe(group), at, at)
+        view, asked = self.cloud.observe_asking(group, *taking)
+        return Read(view, at, at, asked)
 
     def current(self, group: Group, read: Read | None) -> Read:
         """`read` while it is fresh (FRESH_VIEW_S, no mutating call since), else a new read."""

@@ -25,7 +25,8 @@ from failover.core.decide import Decision, Facts, MoveRequest, decide
 from failover.core.errors import FailoverError, MoveInterruptedError, RefusedError
 from failover.core.model import GroupView, Plan
 from failover.core.planner import plan_move
-from failover.core.ports import Clock, MemberHealth, MoveRecord, Store
+from failover.core.ports import Clock, GroupMemory, MemberHealth, MoveRecord, Store
+from failover.service import early
 from failover.service.engine import FRESH_VIEW_S, Engine, MoveResult, Observation
 
 if TYPE_CHECKING:
@@ -217,26 +218,39 @@ class Switchover:
             last = finished[-1]
             decision = Decision("move", f"finished move {last.move_id}", last.target)
             return GroupOutcome(group.name, decision, "moved", last.target, last, finished=finished)
+        # An operator's move reads the store first: the eth0 it remembers lets the likely
+        # target's DryRuns go out with the read of AWS (a pass decided on its own read).
+        memory = self._memory(group) if request is not None else None
         try:
             observed = (
                 None if finished or preview is None else self._claimed_read(group, preview)
-            ) or self.engine.observe(group)
+            ) or self.engine.observe(
+                group, early.taking(self.store, group, request, memory, finished)
+            )
         except FailoverError as exc:
             # Under the claim AWS must be read again; if it cannot be (a disrupted AZ), nothing moves.
             decision = Decision("unknown", f"AWS could not be read: {exc}")
             return GroupOutcome(group.name, decision, "unknown", None, error=str(exc))
         view = observed.view
         probed = preview.health if preview is not None else None
-        decision, _ = self._decide(group, view, health, request, suspect, probed)
+        decision, _ = self._decide(group, view, health, request, suspect, probed, memory)
         # A pass already logged its decision; this one under the claim is news only when asked
         # for by an operator (a pass's repeat goes to debug).
         level = logging.INFO if request is not None else logging.DEBUG
         log.log(level, "group %s: %s: %s", group.name, decision.action, decision.reason)
-        if not decision.moves:
-            return GroupOutcome(
-                group.name, decision, decision.action, view.active, finished=finished
-            )
-        return self._move(group, decision, observed, force=force, finished=finished)
+        try:
+            if not decision.moves:
+                return GroupOutcome(
+                    group.name, decision, decision.action, view.active, finished=finished
+                )
+            return self._move(group, decision, observed, force=force, finished=finished)
+        finally:
+            if memory is not None:
+                # After the move, never before its mutating call: a store write costs it time.
+                try:
+                    early.remember(self.store, {group.name: view}, {group.name: memory})
+                except FailoverError as exc:  # a hint for later moves, never this one's outcome
+                    log.warning("group %s: members' eth0s not remembered: %s", group.name, exc)
 
     def preview(self, group: Group, request: MoveRequest) -> Preview:
         """What `run(group, request=request)` would do now (--dry-run, and the plan an operator
@@ -244,17 +258,29 @@ class Switchover:
         under one the caller holds, `run` under that claim may start from its read."""
         token = self.fence.token(group.name) if self.fence is not None else None
         unfinished = tuple(self.store.open_moves(group.name))
-        observation = self.engine.observe(group)
+        memory = self._memory(group)
+        # Only a read made under the claim is one a move starts from: only it carries DryRuns.
+        taking = (
+            early.taking(self.store, group, request, memory, unfinished)
+            if token is not None
+            else None
+        )
+        observation = self.engine.observe(group, taking)
         view = observation.view
         health: Mapping[str, MemberHealth] = {}
         if unfinished and request.target in (None, unfinished[-1].target):
             last = unfinished[-1]
             decision = Decision("move", f"finish move {last.move_id}", last.target)
         else:
-            decision, health = self._decide(group, view, None, request, False)
+            decision, health = self._decide(group, view, None, request, False, memory=memory)
         target = decision.target if decision.moves else None
         plan = plan_move(view, group, target) if target is not None else None
         return Preview(decision, view, plan, unfinished, observation, health, token)
+
+    def _memory(self, group: Group) -> GroupMemory:
+        """What the store holds of `group`: counters, state, the last hour's moves, eth0s."""
+        since = self.clock.now() - 3600.0
+        return self.store.load_groups({group.name: group.instance_ids}, since)[group.name]
 
     def _claimed_read(self, group: Group, preview: Preview) -> Observation | None:
         """The preview's read if it was made under the claim held now and is still fresh: AWS
@@ -276,15 +302,16 @@ class Switchover:
         request: MoveRequest | None,
         suspect: bool,
         probed: Mapping[str, MemberHealth] | None = None,
+        memory: GroupMemory | None = None,
     ) -> tuple[Decision, Mapping[str, MemberHealth]]:
-        """decide() on `view` with the store's facts read now (and its health, if not given);
-        the decision and the health it was made on.
+        """decide() on `view` with the store's facts (`memory`, else read now) and its health
+        if not given; the decision and the health it was made on.
 
         `probed`: verdicts this command probed already (its preview's), each used where it is
         newer than the store's, so a stale verdict is probed again once per move, not twice.
         """
         now = self.clock.now()
-        memory = self.store.load_groups({group.name: group.instance_ids}, now - 3600.0)[group.name]
+        memory = memory or self._memory(group)
         known: Mapping[str, MemberHealth] = memory.health if health is None else health
         if probed:
             known = {

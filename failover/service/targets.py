@@ -1,6 +1,7 @@
 """Which member a move goes to: AWS's rules, IAM's verdict (DryRun) and the Force-detach memory.
 
-Checked before the first mutating call of a move, so a move that cannot finish never starts:
+Checked before the first mutating call of a move, so a move that cannot finish never starts
+(IAM's verdicts may have been asked on the move's read's round trip: failover/service/early.py):
 a target IAM refuses is passed over like an unhealthy one; so is a member the group's ENI was
 Force-detached from until it is stopped and started (its LaunchTime changes), because AWS
 may keep that device index busy until then. The journal remembers the Force (the
@@ -9,7 +10,7 @@ wait-detached step's detail), so the memory survives restarts.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from failover.core.durations import when
@@ -74,10 +75,13 @@ class Targets:
         *,
         force: bool = False,
         into: Screened | None = None,
+        asked: Mapping[str, Permission] | None = None,
     ) -> Screened:
         """The first of `options` fit to take the resource now, and why each one before it is not.
 
-        `force` (the operator's) sets the Force-detach memory aside, never IAM.
+        `force` (the operator's) sets the Force-detach memory aside, never IAM. `asked`: IAM's
+        verdicts sent with the read (Cloud.observe_asking), each standing for its own call only:
+        a refusal among them passes its target over as one asked now would.
         """
         forced = self.forced_detaches(group) if group.mode is Mode.ENI and not force else {}
         out = into if into is not None else Screened()
@@ -90,7 +94,8 @@ class Targets:
                     f"{group.device_index} busy until it is stopped and started (--force overrides)"
                 )
                 continue
-            refused = [p for p in self.cloud.permissions_to_take(group, view, option) if p.refused]
+            verdicts = self.cloud.permissions_to_take(group, view, option, asked)
+            refused = [p for p in verdicts if p.refused]
             if refused:
                 out.skipped.append(f"{option}: {'; '.join(p.detail for p in refused)}")
                 out.denied.append((option, refused[0]))

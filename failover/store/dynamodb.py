@@ -8,7 +8,9 @@ the items <-> values codecs are failover/store/dynamodb_items.py):
                                                                  fields and `step_count`
     group#<group>        move#<started_at>#<move_id>#step#<n>    the move's n-th step event
                                                                  (`step`: its fields as JSON)
-    group#<group>        health#<instance_id>                    MemberHealth of one member
+    group#<group>        health#<instance_id>                    MemberHealth of one member,
+                                                                 and `eth0`: its primary ENI
+                                                                 as a read showed it
     group#<group>        state                                   GroupState
     group#<group>        recent                                  start times of the group's
                                                                  recent moves (`start#<move_id>`)
@@ -60,9 +62,12 @@ Writes, each atomic:
   (rather than a list in the move) keeps each write at 1 KB and a move unbounded.
 - `finish_move`: one TransactWriteItems: the conditional UpdateItem of the move and the
   deletion of its open marker.
-- `save_health`, `save_health_many`: one PutItem for one member, else TransactWriteItems of
-  up to 100 members, whole groups packed together (a group's members are never split
-  between transactions unless it alone has more than 100).
+- `save_health`, `save_health_many`: one UpdateItem for one member, else TransactWriteItems
+  of up to 100 members, whole groups packed together (a group's members are never split
+  between transactions unless it alone has more than 100). They set the counters only, so
+  the item's `eth0` stays.
+- `save_eth0s`: the same, setting `eth0` only; callers write an eth0 only when it differs
+  from what `load_groups` read (the same items, no extra key), so a steady pass writes none.
 - `save_group_state`: one PutItem; `save_status` and `save_hold`: one UpdateItem each, of
   their own attributes only, so the daemon's status and an operator's hold never undo
   each other.
@@ -95,10 +100,11 @@ from failover.store.dynamodb_items import (
     OPEN_PK,
     POINTER_SK,
     STATE_SK,
+    eth0_update,
     gather,
     group_pk,
     health_from_item,
-    health_item,
+    health_update,
     move_and_steps,
     move_item,
     move_sk,
@@ -296,7 +302,7 @@ class DynamoStore(Closing):
         """Probe counters of a group's members, by instance id (one consistent Query)."""
         items = self._live("load_health").query(group_pk(group), prefix=HEALTH_PREFIX)
         members = (health_from_item(item) for item in items)
-        return {m.instance_id: m for m in members}
+        return {m.instance_id: m for m in members if m is not None}
 
     def save_health(self, group: str, members: Sequence[MemberHealth]) -> None:
         """Replace the given members' counters all at once; other members are untouched."""
@@ -307,19 +313,35 @@ class DynamoStore(Closing):
         members in the same one."""
         self._save_health("save_health_many", health)
 
+    def save_eth0s(self, eth0s: Mapping[str, Mapping[str, str]]) -> None:
+        """Set members' eth0 on their `health#` items (counters untouched), batched like
+        save_health_many."""
+        self._save_members(
+            "save_eth0s",
+            {
+                g: [eth0_update(g, i, eni) for i, eni in members.items()]
+                for g, members in eth0s.items()
+            },
+        )
+
     def _save_health(self, operation: str, health: Mapping[str, Sequence[MemberHealth]]) -> None:
+        self._save_members(
+            operation, {g: [health_update(g, m) for m in members] for g, members in health.items()}
+        )
+
+    def _save_members(self, operation: str, writes: Mapping[str, Sequence[Write]]) -> None:
+        """Members' item writes, 100 to a transaction, a group's in the same one."""
         table = self._live(operation)
         batch: list[Write] = []
-        for group, members in health.items():
-            puts = [Put(health_item(group, m)) for m in members]
-            if len(batch) + len(puts) > TRANSACTION_MAX_ITEMS:
+        for group_writes in writes.values():
+            if len(batch) + len(group_writes) > TRANSACTION_MAX_ITEMS:
                 _write(table, batch)
                 batch = []
-            if len(puts) > TRANSACTION_MAX_ITEMS:
-                for start in range(0, len(puts), TRANSACTION_MAX_ITEMS):
-                    _write(table, puts[start : start + TRANSACTION_MAX_ITEMS])
+            if len(group_writes) > TRANSACTION_MAX_ITEMS:
+                for start in range(0, len(group_writes), TRANSACTION_MAX_ITEMS):
+                    _write(table, group_writes[start : start + TRANSACTION_MAX_ITEMS])
                 continue
-            batch += puts
+            batch += group_writes
         _write(table, batch)
 
     def load_group_state(self, group: str) -> GroupState:
@@ -372,11 +394,9 @@ class DynamoStore(Closing):
         rebuilt: list[Write] = []
         for group, ids in members.items():
             pk = group_pk(group)
-            health = {
-                i: health_from_item(item)
-                for i in ids
-                if (item := found.get((pk, HEALTH_PREFIX + i))) is not None
-            }
+            items = {i: item for i in ids if (item := found.get((pk, HEALTH_PREFIX + i)))}
+            health = {i: h for i, item in items.items() if (h := health_from_item(item))}
+            eth0s = {i: str(item["eth0"]) for i, item in items.items() if item.get("eth0")}
             times = recent_times(found.get((pk, RECENT_SK)), since)
             if times is None:
                 moves = self.moves_since(group, since)
@@ -384,7 +404,7 @@ class DynamoStore(Closing):
                 if (rebuild := recent_rebuild(pk, since, moves)) is not None:
                     rebuilt.append(rebuild)
             state = state_from_item(group, found.get((pk, STATE_SK)))
-            memories[group] = GroupMemory(group, health, state, times)
+            memories[group] = GroupMemory(group, health, state, times, eth0s)
         for start in range(0, len(rebuilt), TRANSACTION_MAX_ITEMS):
             table.transact(rebuilt[start : start + TRANSACTION_MAX_ITEMS])
         return memories
@@ -395,8 +415,10 @@ class DynamoStore(Closing):
 
 
 def _write(table: DynamoTable, writes: Sequence[Write]) -> None:
-    """Unconditional writes: one PutItem alone, else one transaction (at most 100)."""
+    """Unconditional writes: one PutItem or UpdateItem alone, else one transaction (at most 100)."""
     if len(writes) == 1 and isinstance(put := writes[0], Put) and put.condition is None:
         table.put(put.item)
+    elif len(writes) == 1 and isinstance(up := writes[0], Update) and up.condition is None:
+        table.update(up.pk, up.sk, up.expression, names=up.names, values=up.values)
     elif writes:
         table.transact(writes)

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from failover.aws.dynamodb import PK, SK
+from failover.aws.dynamodb import PK, SK, Update
 from failover.core.ports import GroupState, MemberHealth, MoveRecord, StepRecord
 
 IN_PROGRESS = "in-progress"
@@ -218,23 +218,41 @@ def move_from_item(item: Mapping[str, Any], steps: Iterable[Mapping[str, Any]]) 
     )
 
 
-def health_item(group: str, member: MemberHealth) -> dict[str, Any]:
-    """A member's probe counters as its `health#` item."""
-    return {
-        PK: group_pk(group),
-        SK: HEALTH_PREFIX + member.instance_id,
-        "instance_id": member.instance_id,
-        "healthy": member.healthy,
-        "successes": member.successes,
-        "failures": member.failures,
-        "reason": member.reason,
-        "changed_at": member.changed_at,
-        "probed_at": member.probed_at,
+_COUNTERS = ("healthy", "successes", "failures", "reason", "changed_at", "probed_at")
+
+
+def health_update(group: str, member: MemberHealth) -> Update:
+    """A member's probe counters set on its `health#` item; its `eth0` attribute stays."""
+    values = {
+        ":instance_id": member.instance_id,
+        ":healthy": member.healthy,
+        ":successes": member.successes,
+        ":failures": member.failures,
+        ":reason": member.reason,
+        ":changed_at": member.changed_at,
+        ":probed_at": member.probed_at,
     }
+    names = {f"#{name}": name for name in ("instance_id", *_COUNTERS)}
+    expression = "SET " + ", ".join(f"#{name} = :{name}" for name in ("instance_id", *_COUNTERS))
+    return Update(
+        group_pk(group), HEALTH_PREFIX + member.instance_id, expression, names=names, values=values
+    )
 
 
-def health_from_item(item: Mapping[str, Any]) -> MemberHealth:
-    """A `health#` item as MemberHealth."""
+def eth0_update(group: str, instance_id: str, eni_id: str) -> Update:
+    """A member's eth0 set on its `health#` item; its counters (if any) stay."""
+    return Update(
+        group_pk(group),
+        HEALTH_PREFIX + instance_id,
+        "SET instance_id = :instance_id, eth0 = :eth0",
+        values={":instance_id": instance_id, ":eth0": eni_id},
+    )
+
+
+def health_from_item(item: Mapping[str, Any]) -> MemberHealth | None:
+    """A `health#` item as MemberHealth; None when it holds only the member's eth0 (no verdict)."""
+    if "healthy" not in item:
+        return None
     return MemberHealth(
         instance_id=str(item["instance_id"]),
         healthy=bool(item["healthy"]),

@@ -240,6 +240,18 @@ class SqliteStore(Closing):
                 ],
             )
 
+    def save_eth0s(self, eth0s: Mapping[str, Mapping[str, str]]) -> None:
+        """Upsert members' primary ENIs (group -> instance -> eth0) in one transaction."""
+        rows = [(g, i, eni) for g, members in eth0s.items() for i, eni in members.items()]
+        if not rows:
+            return
+        with self.transaction("save_eth0s", write=True) as conn:
+            conn.executemany(
+                "INSERT INTO member_eth0 (group_name, instance_id, eni_id) VALUES (?, ?, ?) "
+                "ON CONFLICT (group_name, instance_id) DO UPDATE SET eni_id = excluded.eni_id",
+                rows,
+            )
+
     def load_group_state(self, group: str) -> GroupState:
         """The group's remembered state; `GroupState(group=group)` when never saved."""
         with self.transaction("load_group_state", write=False) as conn:
@@ -296,6 +308,7 @@ class SqliteStore(Closing):
         health: dict[str, dict[str, MemberHealth]] = {g: {} for g in members}
         states: dict[str, GroupState] = {}
         moves: dict[str, list[float]] = {g: [] for g in members}
+        eth0s: dict[str, dict[str, str]] = {g: {} for g in members}
         with self.transaction("load_groups", write=False) as conn:
             for chunk in chunks(list(members)):
                 marks = ", ".join("?" * len(chunk))
@@ -310,6 +323,13 @@ class SqliteStore(Closing):
                     list(chunk),
                 ):
                     states[row[0]] = state_from_row(row)
+                for group, instance_id, eni_id in conn.execute(
+                    "SELECT group_name, instance_id, eni_id FROM member_eth0 "
+                    f"WHERE group_name IN ({marks})",
+                    list(chunk),
+                ):
+                    if instance_id in wanted[group]:
+                        eth0s[group][instance_id] = eni_id
                 for group, started_at in conn.execute(
                     "SELECT group_name, started_at FROM moves "
                     f"WHERE group_name IN ({marks}) AND started_at >= ? "
@@ -323,6 +343,7 @@ class SqliteStore(Closing):
                 health=health[g],
                 state=states.get(g, GroupState(group=g)),
                 move_times=tuple(moves[g]),
+                eth0s=eth0s[g],
             )
             for g in members
         }

@@ -1,6 +1,6 @@
 """The SQLite state file's schema, its migrations, and rows <-> the ports' values.
 
-Tables (schema version 2, kept in `PRAGMA user_version`):
+Tables (schema version 4, kept in `PRAGMA user_version`):
 
     moves          one row per move: the MoveRecord's fields except `steps`
                    (move_id PRIMARY KEY; `group_name` because GROUP is an SQL keyword;
@@ -9,12 +9,15 @@ Tables (schema version 2, kept in `PRAGMA user_version`):
                    (insertion order, never reused because rows are never deleted),
                    move_id REFERENCES moves, then the StepRecord's fields
     member_health  MemberHealth by (group_name, instance_id), upserted
+    member_eth0    each member's primary ENI (eth0) by (group_name, instance_id), as a read
+                   showed it (an instance keeps its eth0 for life): written when it changes
     group_state    GroupState by group_name, upserted
     claims         a group's claim: holder, fencing token, version (store/sqlite_claims.py)
     claim_holders  a claiming process's heartbeat and the groups it asks to be handed
 
 Version 2 added `moves.driver`, `moves.os_user`, `group_state.held_by` (a hold stored
-before it reads as the flap limit's) and the two claim tables.
+before it reads as the flap limit's) and the two claim tables; version 3
+`moves.operator_forced` and `member_health.probed_at`; version 4 `member_eth0`.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from typing import Any
 
 from failover.core.ports import GroupState, MemberHealth, MoveRecord, StepRecord
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """The schema this code writes; `PRAGMA user_version` records the file's."""
 
 _SCHEMA_V1 = (
@@ -119,7 +122,19 @@ _SCHEMA_V3 = (
     "ALTER TABLE member_health ADD COLUMN probed_at REAL NOT NULL DEFAULT 0",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3)
+# v4: each member's eth0, so a move can DryRun its target's calls on its read's round trip.
+_SCHEMA_V4 = (
+    """
+    CREATE TABLE IF NOT EXISTS member_eth0 (
+        group_name  TEXT NOT NULL,
+        instance_id TEXT NOT NULL,
+        eni_id      TEXT NOT NULL,
+        PRIMARY KEY (group_name, instance_id)
+    )
+    """,
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3, _SCHEMA_V4)
 """MIGRATIONS[n] brings a file from user_version n to n + 1; append, never edit."""
 
 MOVE_COLUMNS = (

@@ -1,5 +1,6 @@
 """What `failover move --yes` sends AWS before it owns the resource: one read of the members
-and the resource, the target's DryRun, then the mutating call; STS only after it.
+and the resource, the target's DryRun (with the read when its ids are known before it), then
+the mutating call; STS only after it.
 
 Real `failover` processes against moto's server behind the strict layer; each test reads the
 strict layer's call log, AWS's state and the history back from outside.
@@ -178,3 +179,51 @@ def test_a_stale_ec2_verdict_is_judged_on_the_status_checks_read_now(
     (status,) = [c for c in before if c.action == "DescribeInstanceStatus"]
     assert status.params["InstanceIds"] == [target]
     assert STS not in [c.action for c in before]
+
+
+# Round trips before the first mutating call (README, "Calls before ownership"): with B's eth0
+# remembered (a pass has read every member), and in a fresh state file (no read has shown it).
+ROUND_TRIPS = {"secondary-ip": (1, 2), "eip": (1, 1), "eni": (1, 1), "route": (1, 2)}
+LATENCY_S = 0.1
+
+
+def round_trips(calls: list[Call]) -> int:
+    """Round trips of `calls`: a call sent before the ones in flight were answered rides them."""
+    trips, answered_at = 0, float("-inf")
+    for c in sorted(calls, key=lambda c: c.sent_at):
+        if c.sent_at >= answered_at:
+            trips, answered_at = trips + 1, c.at
+        else:
+            answered_at = max(answered_at, c.at)
+    return trips
+
+
+@pytest.mark.process
+@pytest.mark.parametrize("mode", ["secondary-ip", "eip", "eni", "route"])
+@pytest.mark.parametrize("remembered", [True, False], ids=["eth0-remembered", "fresh-state"])
+def test_the_round_trips_before_the_mutating_call_are_the_readmes(
+    sandbox: SandboxFactory, mode: str, remembered: bool
+) -> None:
+    """Rule: at a per-call latency, `move --to B --yes` reaches its mutating call after one
+    round trip (the reads, and the target's DryRuns sent with them) once a read (here a `check`
+    pass) has shown B's eth0; in a fresh state file a DryRun naming B's eth0 (secondary-ip with
+    an EIP, route) follows the read, a second round trip; the resource ends on B."""
+    sb = sandbox()
+    world = sb.world(mode)
+    target = world.standbys[0]
+    config = sb.config(
+        sb.group(world, mode, checks=[{"type": "ec2"}]), defaults={"interval": "1m", "rise": 1}
+    )
+    if remembered:
+        checked = run_cli("check", "--config", str(config))
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+    sb.layer.set_latency(LATENCY_S)
+    sb.layer.reset_log()
+
+    done = run_cli("move", "g", "--to", target, "--yes", "--config", str(config))
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert owner(sb, world, mode) == owned_by(sb, mode, target)
+    before = sb.layer.calls[: first_mutation(sb.layer.calls)]
+    assert sorted(map(label, before)) == BEFORE_OWNERSHIP[mode]
+    assert round_trips(before) == ROUND_TRIPS[mode][0 if remembered else 1]

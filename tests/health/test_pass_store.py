@@ -19,7 +19,7 @@ import pytest
 from failover.aws.dynamodb import DynamoTable
 from failover.aws.ec2 import Ec2Cloud
 from failover.config import Group, Settings, parse
-from failover.core.model import Attachment, Eni, GroupView, Instance
+from failover.core.model import Attachment, Eni, GroupView, Instance, Interface
 from failover.core.ports import MoveRecord, Store
 from failover.service.engine import Engine
 from failover.service.monitor import Monitor
@@ -51,6 +51,7 @@ class FakeCloud:
                 "stopped" if i in self.stopped else "running",
                 AZ,
                 f"10.0.0.{n + 10}",
+                interfaces=(Interface(eth0_of(i), 0),),
                 status_ok=i not in self.stopped,
             )
             for n, i in enumerate(group.instance_ids)
@@ -58,6 +59,11 @@ class FakeCloud:
         attachment = Attachment("eni-attach-1", group.instance_ids[0], 1, "attached", False)
         assert group.eni is not None
         return GroupView(group.name, "eni", members, eni=Eni(group.eni, AZ, "in-use", attachment))
+
+
+def eth0_of(instance_id: str) -> str:
+    """The member's primary ENI in FakeCloud's views."""
+    return "eni-" + instance_id.removeprefix("i-")
 
 
 def settings_of(groups: int, path: Path, **policy: object) -> Settings:
@@ -107,7 +113,9 @@ GROUPS = 300
 def test_a_steady_pass_costs_the_store_a_few_requests_per_hundred_groups(tmp_path: Path) -> None:
     """Rule: a pass costs the store O(groups/100) requests when nothing changes: one Query of
     the open moves, BatchGetItem of every group's keys (100 a call) and the counters written
-    100 to a transaction; no request per group (it was 6 per group: ~1,800 here)."""
+    100 to a transaction; no request per group (it was 6 per group: ~1,800 here). The members'
+    eth0s are written by the first pass only (an eth0 never changes), and read with the
+    counters' items: no extra key, no extra request in a steady pass."""
     settings = settings_of(GROUPS, tmp_path / "unused.db")
     clock, cloud = FakeClock(wall=1_700_000_000.0, mono=1_700_000_000.0), FakeCloud()
     with dynamodb_store() as (store, calls):
@@ -120,7 +128,11 @@ def test_a_steady_pass_costs_the_store_a_few_requests_per_hundred_groups(tmp_pat
         outcomes = monitor.run_pass(settings.groups)
         pass_s = time.monotonic() - started  # mostly moto copying its table per transacted item
         steady = dict(calls)
+        memory = store.load_groups({g.name: g.instance_ids for g in settings.groups}, 0.0)
     assert {o.outcome for o in outcomes} == {"stay"}
+    assert all(
+        memory[g.name].eth0s == {i: eth0_of(i) for i in g.instance_ids} for g in settings.groups
+    )
 
     print(f"\nfirst pass {first} requests; steady pass {steady} in {pass_s:.1f}s (moto)")
     keys = GROUPS * (2 + 2)  # per group: two members' counters, state, recent moves

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -301,6 +302,38 @@ def test_load_groups_answers_what_the_per_group_reads_answer(
         times = tuple(m.started_at for m in other.moves_since(group, 200.0))
         assert memory[group] == GroupMemory(group, health, other.load_group_state(group), times)
     assert other.load_groups({}, 0.0) == {}
+
+
+def test_eth0s_are_remembered_apart_from_the_counters(
+    store: Store, store_factory: StoreFactory
+) -> None:
+    """Rule: a member's eth0, once a read showed it, is found by the next process before it
+    reads AWS (load_groups), per group and member asked about; health writes never erase it,
+    and an eth0 alone is no health verdict (the member stays never probed)."""
+    aa = MemberHealth("i-0aa", healthy=True, successes=5, changed_at=1.0, probed_at=1.0)
+    store.save_health("db", [aa])
+    store.save_eth0s({"db": {"i-0aa": "eni-0a", "i-0bb": "eni-0b"}, "web": {"i-0cc": "eni-0c"}})
+    store.save_health_many({"db": [replace(aa, successes=6, probed_at=2.0)]})  # a later pass
+    store.save_eth0s({})
+
+    other = store_factory()
+    memory = other.load_groups({"db": ["i-0aa", "i-0bb"], "web": ["i-0cc"], "new": ["i-0dd"]}, 0)
+    assert memory["db"].eth0s == {"i-0aa": "eni-0a", "i-0bb": "eni-0b"}
+    assert memory["db"].health == {"i-0aa": replace(aa, successes=6, probed_at=2.0)}
+    assert other.load_health("db") == {"i-0aa": replace(aa, successes=6, probed_at=2.0)}
+    assert memory["web"].eth0s == {"i-0cc": "eni-0c"}
+    assert (memory["web"].health, other.load_health("web")) == ({}, {})
+    assert memory["new"].eth0s == {}
+    assert other.load_groups({"db": ["i-0bb"]}, 0)["db"].eth0s == {"i-0bb": "eni-0b"}
+
+    other.save_health("web", [MemberHealth("i-0cc", failures=1, probed_at=3.0)])
+    assert store_factory().load_groups({"web": ["i-0cc"]}, 0)["web"] == GroupMemory(
+        "web",
+        {"i-0cc": MemberHealth("i-0cc", failures=1, probed_at=3.0)},
+        GroupState("web"),
+        (),
+        {"i-0cc": "eni-0c"},
+    )
 
 
 def test_load_groups_sees_every_move_begun_since_it_last_read(
