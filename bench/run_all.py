@@ -62,7 +62,7 @@ def main() -> int:
             )
             for disrupted in (False, True)
         ],
-        "cron": lambda: cron_startup.run(3 if quick else 10),
+        "cron": lambda: cron_startup.run(3 if quick else 20),
         "latency": lambda: latency.run(
             runs=1 if quick else 5,
             daemon_runs=1 if quick else 3,
